@@ -1,0 +1,121 @@
+import Testing
+
+@testable import AudienceSync
+
+@Suite struct JSONTests {
+    private func validate(_ text: String) throws -> JSONKind {
+        var text = text
+        return try text.withUTF8 { bytes in
+            var scanner = JSONScanner(bytes)
+            return try scanner.validateDocument()
+        }
+    }
+
+    @Test(arguments: [
+        ("{}", JSONKind.object), ("[]", .array), ("\"x\"", .string), ("0", .number), ("-1.5e+10", .number),
+        ("true", .bool), ("null", .null), (" {\"a\": [1, {\"b\": null}], \"c\": \"\\u00e9\\n\"} ", .object),
+        ("\"héllo → 😀\"", .string), ("[\"\\ud83d\\ude00\"]", .array),
+    ])
+    func acceptsValidJSON(text: String, kind: JSONKind) throws {
+        #expect(try validate(text) == kind)
+    }
+
+    @Test(arguments: [
+        "", "{", "{\"a\"}", "{\"a\":}", "{a:1}", "[1,]", "{\"a\":1,}", "01", "1.", "-", "+1", ".5", "1e", "tru",
+        "nul", "\"unterminated", "\"bad \\x escape\"", "\"tab\there\"", "{} {}", "[1 2]", "NaN", "'single'",
+        "\"\\u12\"",
+    ])
+    func refusesInvalidJSON(text: String) {
+        #expect(throws: JSONSyntaxError.self) { try validate(text) }
+    }
+
+    @Test func refusesInvalidUTF8AndDeepNesting() {
+        var bytes: [UInt8] = Array("\"a".utf8) + [0xC3] + Array("\"".utf8)
+        #expect(throws: JSONSyntaxError.self) {
+            try bytes.withUnsafeBufferPointer { bytes in
+                var scanner = JSONScanner(bytes)
+                return try scanner.validateDocument()
+            }
+        }
+        bytes = Array("\"".utf8) + [0xED, 0xA0, 0x80] + Array("\"".utf8)  // an encoded surrogate
+        #expect(throws: JSONSyntaxError.self) {
+            try bytes.withUnsafeBufferPointer { bytes in
+                var scanner = JSONScanner(bytes)
+                return try scanner.validateDocument()
+            }
+        }
+        let deep = String(repeating: "[", count: 1000) + String(repeating: "]", count: 1000)
+        #expect(throws: JSONSyntaxError.self) { try validate(deep) }
+    }
+
+    @Test func errorsGiveTheColumn() {
+        do {
+            _ = try validate("{\"a\": tru}")
+            Issue.record("expected an error")
+        } catch let error as JSONSyntaxError {
+            #expect(error.offset == 6)
+            #expect(error.description.hasSuffix("at column 7"))
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
+    @Test func scansTopLevelMembersAsRanges() throws {
+        var text = "{\"type\": \"track\", \"user\\u0049d\": \"u1\", \"n\": 5, \"o\": {\"x\": [1]}}"
+        try text.withUTF8 { bytes in
+            var scanner = JSONScanner(bytes)
+            var members: [JSONMember] = []
+            try scanner.scanObjectDocument(into: &members)
+            #expect(members.count == 4)
+            #expect(JSONScanner.key(members[0], in: bytes, equals: "type"))
+            #expect(JSONScanner.decodeString(members[0].value.dropFirst().dropLast(), in: bytes, escaped: false) == "track")
+            #expect(JSONScanner.key(members[1], in: bytes, equals: "userId"))
+            #expect(members[2].kind == .number)
+            #expect(members[3].kind == .object)
+            #expect(String(decoding: UnsafeBufferPointer(rebasing: bytes[members[3].whole]), as: UTF8.self) == "\"o\": {\"x\": [1]}")
+        }
+        var array = "[1, 2]"
+        array.withUTF8 { bytes in
+            var scanner = JSONScanner(bytes)
+            var members: [JSONMember] = []
+            #expect(throws: JSONScanner.NotAnObject.self) { try scanner.scanObjectDocument(into: &members) }
+        }
+    }
+
+    @Test func decodesEscapes() throws {
+        let value = try JSONValue.parse("\"a\\\"b\\\\c\\/d\\n\\u00e9\\ud83d\\ude00\"")
+        #expect(value == .string("a\"b\\c/d\né😀"))
+    }
+
+    @Test func canonicalFormIgnoresKeyOrderAndWhitespace() throws {
+        let a = try JSONValue.parse("{\"b\": 1, \"a\": {\"y\": [true, null], \"x\": \"s\"}}")
+        let b = try JSONValue.parse("{ \"a\" : { \"x\" : \"s\", \"y\" : [ true , null ] } , \"b\" : 1 }")
+        #expect(a.canonicalBytes == b.canonicalBytes)
+        #expect(String(decoding: a.canonicalBytes, as: UTF8.self) == "{\"a\":{\"x\":\"s\",\"y\":[true,null]},\"b\":1}")
+        let c = try JSONValue.parse("{\"b\": 2, \"a\": {\"y\": [true, null], \"x\": \"s\"}}")
+        #expect(a.canonicalBytes != c.canonicalBytes)
+    }
+
+    @Test func writesStringsThatParseBack() throws {
+        let original = JSONValue.object(["k\"ey": .string("line\nbreak\t\u{01}\\ \"q\" é"), "n": .int(-3)])
+        #expect(try JSONValue.parse(original.jsonString) == original)
+    }
+
+    @Test(arguments: [
+        ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+        ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+        (
+            "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        ),
+    ])
+    func sha256Vectors(input: String, digest: String) {
+        #expect(SHA256.hex(Array(input.utf8)) == digest)
+    }
+
+    @Test func sha256OfAMillionAs() {
+        #expect(
+            SHA256.hex([UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000))
+                == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+}
