@@ -13,3 +13,10 @@ enum Console {
     /// Whether standard error is a terminal (progress lines are shown only then).
     static var standardErrorIsTerminal: Bool { isatty(2) == 1 }
 }
+
+extension Console {
+    /// Rewrites the progress line on standard error; nil clears it.
+    static func progress(_ text: String?) {
+        FileHandle.standardError.write(Data(("\r\u{1B}[2K" + (text ?? "")).utf8))
+    }
+}

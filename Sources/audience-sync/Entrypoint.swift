@@ -9,7 +9,7 @@ struct AudienceSyncCommand: AsyncParsableCommand {
         commandName: "audience-sync",
         abstract: "Compute audiences from Segment-spec events and sync membership changes to destinations.",
         version: AudienceSyncVersion.version,
-        subcommands: []
+        subcommands: [Ingest.self]
     )
 
     /// Runs the command, mapping errors to the exit statuses of SPEC §8
@@ -35,6 +35,9 @@ struct AudienceSyncCommand: AsyncParsableCommand {
         case let error as AudienceSyncErrors:
             for item in error.errors { Console.error("error: \(item)") }
             Foundation.exit(error.exitStatus)
+        case let error as SQLiteError:
+            Console.error("error: \(error)")
+            Foundation.exit(error.isBusy ? 3 : 1)
         case let error as ExitCode:
             Foundation.exit(error.rawValue)
         default:

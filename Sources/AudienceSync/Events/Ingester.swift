@@ -1,0 +1,423 @@
+import Foundation
+import Logging
+
+/// One rejected line (or message of a batch envelope).
+public struct IngestError: Sendable, Equatable {
+    /// The input file as the user named it (`-` is shown as `stdin`).
+    public var file: String
+    /// 1-based line number.
+    public var line: Int
+    /// For a message of a batch envelope: its 0-based index in `batch`.
+    public var index: Int?
+    public var reason: String
+
+    public init(file: String, line: Int, index: Int? = nil, reason: String) {
+        self.file = file
+        self.line = line
+        self.index = index
+        self.reason = reason
+    }
+
+    /// `events.ndjson:12: reason` or `events.ndjson:12 [batch 3]: reason`.
+    public var description: String {
+        "\(file):\(line)" + (index.map { " [batch \($0)]" } ?? "") + ": \(reason)"
+    }
+
+    public var json: JSONValue {
+        var members: [JSONValue.Member] = [.init("file", .string(file)), .init("line", .int(line))]
+        if let index { members.append(.init("index", .int(index))) }
+        members.append(.init("reason", .string(reason)))
+        return .object(members)
+    }
+}
+
+/// What an ingest did (SPEC §10 `ingest`).
+public struct IngestSummary: Sendable {
+    /// Messages newly stored.
+    public var accepted = 0
+    /// Valid messages whose `messageId` was already stored.
+    public var duplicates = 0
+    /// Rejected lines and batch messages.
+    public var rejected = 0
+    /// Newly stored messages without a `userId` (anonymous only).
+    public var anonymous = 0
+    /// Non-blank lines read.
+    public var lines = 0
+    public var bytes = 0
+    /// The first rejections (at most `IngestOptions.maximumErrorsKept`); all go to the rejects file.
+    public var errors: [IngestError] = []
+    /// False when `--strict` refused the input: then nothing was stored.
+    public var stored = true
+    public var seconds = 0.0
+
+    public var errorsOmitted: Int { rejected - errors.count }
+
+    public var json: JSONValue {
+        var members: [JSONValue.Member] = [
+            .init("accepted", .int(accepted)), .init("duplicates", .int(duplicates)),
+            .init("rejected", .int(rejected)), .init("anonymous", .int(anonymous)),
+            .init("errors", .array(errors.map(\.json))),
+        ]
+        if errorsOmitted > 0 { members.append(.init("errors_omitted", .int(errorsOmitted))) }
+        members.append(.init("stored", .bool(stored)))
+        members.append(.init("lines", .int(lines)))
+        return .object(members)
+    }
+}
+
+public struct IngestOptions: Sendable {
+    /// Store nothing when any line is bad.
+    public var strict = false
+    /// Write rejected lines with their reasons here, as NDJSON.
+    public var rejectsPath: String?
+    /// Event time for messages without any timestamp; also recorded as `received_at`.
+    public var now: Int64
+    /// Messages per transaction (outside `strict`, where there is one transaction).
+    public var transactionSize = 100_000
+    public static let maximumErrorsKept = 1000
+
+    public init(strict: Bool = false, rejectsPath: String? = nil, now: Int64) {
+        self.strict = strict
+        self.rejectsPath = rejectsPath
+        self.now = now
+    }
+}
+
+/// Progress of a long ingest, reported about every 100,000 lines.
+public struct IngestProgress: Sendable {
+    public var lines: Int
+    public var bytes: Int
+    public var accepted: Int
+    public var seconds: Double
+}
+
+/// Streams NDJSON into the event store (SPEC §3.1): validates each line, stores the valid messages
+/// in large transactions with prepared statements, and counts duplicates and rejections.
+///
+/// Use one `Ingester` per command: `ingest(path:)` for each input, then `finish()`.
+public final class Ingester {
+    private let store: EventStore
+    private let options: IngestOptions
+    private let logger: Logger
+    private let progress: ((IngestProgress) -> Void)?
+    private var summary = IngestSummary()
+    private var validator: MessageValidator
+    private let started = Date()
+
+    private let insertEvent: Statement
+    private let upsertUser: Statement
+    private let upsertLink: Statement
+    private var inTransaction = false
+    private var pendingInTransaction = 0
+    /// Earliest event time of each user seen in the open transaction (written at commit).
+    private var usersSeen: [String: Int64] = [:]
+    /// Earliest linking message of each (anonymous id, user id) pair in the open transaction.
+    private var linksSeen: [LinkKey: (time: Int64, messageId: String)] = [:]
+    private var rejects: FileHandle?
+    private var members: [JSONMember] = []
+    private var lastProgressLines = 0
+
+    private struct LinkKey: Hashable {
+        var anonymousId: String
+        var userId: String
+    }
+
+    public init(
+        store: EventStore, options: IngestOptions, logger: Logger, progress: ((IngestProgress) -> Void)? = nil
+    ) throws {
+        self.store = store
+        self.options = options
+        self.logger = logger
+        self.progress = progress
+        validator = MessageValidator(ingestTime: options.now)
+        let database = store.database
+        insertEvent = try database.prepare(
+            """
+            INSERT INTO events (message_id, type, user_id, anonymous_id, event, ts, received_at, message)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING
+            """, persistent: true)
+        upsertUser = try database.prepare(
+            """
+            INSERT INTO users (user_id, first_seen) VALUES (?1, ?2)
+            ON CONFLICT (user_id) DO UPDATE SET first_seen = excluded.first_seen
+            WHERE excluded.first_seen < users.first_seen
+            """, persistent: true)
+        upsertLink = try database.prepare(
+            """
+            INSERT INTO identity_links (anonymous_id, user_id, ts, message_id) VALUES (?1, ?2, ?3, ?4)
+            ON CONFLICT (anonymous_id, user_id) DO UPDATE SET ts = excluded.ts, message_id = excluded.message_id
+            WHERE (excluded.ts, excluded.message_id) < (identity_links.ts, identity_links.message_id)
+            """, persistent: true)
+        if let path = options.rejectsPath {
+            guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path)
+            else {
+                throw AudienceSyncError(.io, "cannot write the rejects file", file: path)
+            }
+            rejects = handle
+        }
+    }
+
+    /// Ingests one input: a file path, or `-` for standard input.
+    public func ingest(path: String) throws {
+        let name = path == "-" ? "stdin" : path
+        let descriptor: Int32
+        if path == "-" {
+            descriptor = 0
+        } else {
+            descriptor = open(path, O_RDONLY | O_CLOEXEC)
+            guard descriptor >= 0 else {
+                throw AudienceSyncError(.io, "cannot open: \(String(cString: strerror(errno)))", file: path)
+            }
+        }
+        defer { if descriptor != 0 { close(descriptor) } }
+        var reader = LineReader(descriptor: descriptor)
+        defer { reader.deallocate() }
+        let bytesBefore = summary.bytes
+        do {
+            while let line = try reader.next() {
+                summary.bytes = bytesBefore + reader.bytesRead
+                switch line {
+                case .tooLong:
+                    summary.lines += 1
+                    try reject(
+                        IngestError(
+                            file: name, line: reader.lineNumber,
+                            reason: "line longer than \(LineReader.maximumLineLength >> 20) MiB"), input: nil)
+                case .text(let bytes):
+                    if isBlank(bytes) { continue }
+                    summary.lines += 1
+                    try ingestLine(bytes, file: name, line: reader.lineNumber)
+                }
+                if summary.lines - lastProgressLines >= 100_000 {
+                    lastProgressLines = summary.lines
+                    progress?(
+                        IngestProgress(
+                            lines: summary.lines, bytes: summary.bytes, accepted: summary.accepted,
+                            seconds: Date().timeIntervalSince(started)))
+                }
+            }
+        } catch let error as AudienceSyncError where error.file == nil {
+            var located = error
+            located.file = name
+            throw located
+        }
+        summary.bytes = bytesBefore + reader.bytesRead
+    }
+
+    /// Commits what is pending (or, under `--strict` with rejections, rolls everything back)
+    /// and returns the summary.
+    public func finish() throws -> IngestSummary {
+        if summary.stored {
+            try commit()
+        }
+        try rejects?.synchronize()
+        try rejects?.close()
+        rejects = nil
+        summary.seconds = Date().timeIntervalSince(started)
+        logger.info(
+            "ingest finished",
+            metadata: [
+                "accepted": "\(summary.accepted)", "duplicates": "\(summary.duplicates)",
+                "rejected": "\(summary.rejected)", "anonymous": "\(summary.anonymous)",
+                "seconds": "\(summary.seconds)",
+            ])
+        return summary
+    }
+
+    /// Abandons the ingest: rolls back the open transaction (earlier committed batches stay).
+    public func abandon() {
+        store.database.rollbackQuietly()
+        inTransaction = false
+    }
+
+    // MARK: Lines
+
+    private func isBlank(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        bytes.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
+    }
+
+    private func ingestLine(_ bytes: UnsafeBufferPointer<UInt8>, file: String, line: Int) throws {
+        members.removeAll(keepingCapacity: true)
+        var scanner = JSONScanner(bytes)
+        do {
+            try scanner.scanObjectDocument(into: &members)
+        } catch let error as JSONScanner.NotAnObject {
+            return try reject(
+                IngestError(file: file, line: line, reason: "not a JSON object (got \(error.kind))"), input: bytes)
+        } catch let error as JSONSyntaxError {
+            return try reject(IngestError(file: file, line: line, reason: "not valid JSON: \(error)"), input: bytes)
+        }
+
+        guard let batch = members.first(where: { JSONScanner.key($0, in: bytes, equals: "batch") }) else {
+            switch validator.validate(members: members, range: 0..<bytes.count, in: bytes) {
+            case .success(let message): try store(message, in: bytes)
+            case .failure(let rejection):
+                try reject(IngestError(file: file, line: line, reason: rejection.reason), input: bytes)
+            }
+            return
+        }
+
+        // A /v1/batch envelope: each message is validated on its own.
+        guard batch.kind == .array else {
+            return try reject(
+                IngestError(file: file, line: line, reason: "'batch' must be an array of messages (got \(batch.kind))"),
+                input: bytes)
+        }
+        var defaults = EnvelopeDefaults()
+        for member in members {
+            if JSONScanner.key(member, in: bytes, equals: "context"), member.kind != .null {
+                defaults.context = member
+            } else if JSONScanner.key(member, in: bytes, equals: "sentAt"), member.kind != .null {
+                let inner = (member.value.lowerBound + 1)..<(member.value.upperBound - 1)
+                guard member.kind == .string, let time = Timestamp.parse(UnsafeBufferPointer(rebasing: bytes[inner]))
+                else {
+                    return try reject(
+                        IngestError(
+                            file: file, line: line,
+                            reason: "the envelope's 'sentAt' is not an ISO-8601 time with a zone"), input: bytes)
+                }
+                defaults.sentAt = member
+                defaults.sentAtTime = time
+            }
+        }
+        let elements = try JSONScanner.elements(of: batch.value, in: bytes)
+        for (index, element) in elements.enumerated() {
+            let elementBytes = UnsafeBufferPointer(rebasing: bytes[element.range])
+            guard element.kind == .object else {
+                try reject(
+                    IngestError(file: file, line: line, index: index, reason: "not a JSON object (got \(element.kind))"),
+                    input: elementBytes)
+                continue
+            }
+            let elementMembers = try JSONScanner.members(of: element.range, in: bytes)
+            switch validator.validate(members: elementMembers, range: element.range, in: bytes, envelope: defaults) {
+            case .success(let message): try store(message, in: bytes)
+            case .failure(let rejection):
+                try reject(
+                    IngestError(file: file, line: line, index: index, reason: rejection.reason), input: elementBytes)
+            }
+        }
+    }
+
+    // MARK: Storing
+
+    private func store(_ message: ValidMessage, in bytes: UnsafeBufferPointer<UInt8>) throws {
+        guard summary.stored else {
+            // --strict after a rejection: keep validating to report every bad line, store nothing.
+            summary.accepted += 1
+            return
+        }
+        if !inTransaction {
+            try store.database.execute("BEGIN IMMEDIATE TRANSACTION")
+            inTransaction = true
+        }
+        let statement = insertEvent
+        statement.reset()
+        try statement.bind(.text(message.messageId), at: 1)
+        try statement.bind(.text(message.type.rawValue), at: 2)
+        try statement.bind(.text(message.userId), at: 3)
+        try statement.bind(.text(message.anonymousId), at: 4)
+        try statement.bind(.text(message.eventName), at: 5)
+        try statement.bindInt64(message.time, at: 6)
+        try statement.bindInt64(options.now, at: 7)
+        switch message.body {
+        case .line(let range): try statement.bindText(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[range])), at: 8)
+        case .rebuilt(let rebuilt): try rebuilt.withUnsafeBytes { try statement.bindText($0, at: 8) }
+        }
+        try statement.step()
+        guard store.database.changes == 1 else {
+            summary.duplicates += 1
+            return
+        }
+        summary.accepted += 1
+        if let userId = message.userId {
+            if let seen = usersSeen[userId] {
+                if message.time < seen { usersSeen[userId] = message.time }
+            } else {
+                usersSeen[userId] = message.time
+            }
+            if let linked = message.type == .alias ? message.previousId : message.anonymousId, linked != userId {
+                let key = LinkKey(anonymousId: linked, userId: userId)
+                if let seen = linksSeen[key] {
+                    if (message.time, message.messageId) < (seen.time, seen.messageId) {
+                        linksSeen[key] = (message.time, message.messageId)
+                    }
+                } else {
+                    linksSeen[key] = (message.time, message.messageId)
+                }
+            }
+        } else {
+            summary.anonymous += 1
+        }
+        pendingInTransaction += 1
+        if !options.strict && pendingInTransaction >= options.transactionSize {
+            try commit()
+        }
+    }
+
+    /// Writes the users and links gathered in the open transaction, then commits it.
+    private func commit() throws {
+        guard inTransaction else { return }
+        do {
+            for (userId, time) in usersSeen {
+                try upsertUser.execute([.text(userId), .integer(time)])
+            }
+            for (key, link) in linksSeen {
+                try upsertLink.execute([.text(key.anonymousId), .text(key.userId), .integer(link.time), .text(link.messageId)])
+            }
+            try store.database.execute("COMMIT TRANSACTION")
+        } catch {
+            store.database.rollbackQuietly()
+            inTransaction = false
+            throw error
+        }
+        inTransaction = false
+        usersSeen.removeAll(keepingCapacity: true)
+        linksSeen.removeAll(keepingCapacity: true)
+        pendingInTransaction = 0
+    }
+
+    // MARK: Rejections
+
+    private func reject(_ error: IngestError, input: UnsafeBufferPointer<UInt8>?) throws {
+        summary.rejected += 1
+        if summary.errors.count < IngestOptions.maximumErrorsKept { summary.errors.append(error) }
+        logger.debug("rejected", metadata: ["where": "\(error.file):\(error.line)", "reason": "\(error.reason)"])
+        if options.strict && summary.stored {
+            // Nothing may be stored: undo this run's work and only validate from here on.
+            store.database.rollbackQuietly()
+            inTransaction = false
+            summary.stored = false
+            summary.accepted = 0
+            summary.duplicates = 0
+            summary.anonymous = 0
+            usersSeen.removeAll()
+            linksSeen.removeAll()
+        }
+        if let rejects {
+            var record = error.json
+            if case .object(var members) = record {
+                members.append(JSONValue.Member("input", Ingester.rejectedInput(input)))
+                record = .object(members)
+            }
+            var bytes: [UInt8] = []
+            record.write(into: &bytes, sortedKeys: false)
+            bytes.append(0x0A)
+            try rejects.write(contentsOf: bytes)
+        }
+    }
+
+    /// The rejected input as it will be written to the rejects file: the JSON value when it parses
+    /// (without a top-level `writeKey`), else the text — unless it may hold a write key, which is
+    /// never written anywhere.
+    static func rejectedInput(_ input: UnsafeBufferPointer<UInt8>?) -> JSONValue {
+        guard let input else { return .null }
+        if var value = try? JSONValue.parse(input) {
+            if case .object(let members) = value { value = .object(members.filter { $0.key != "writeKey" }) }
+            return value
+        }
+        let text = String(decoding: input, as: UTF8.self)
+        if text.contains("writeKey") { return .string("(withheld: the line may contain a write key)") }
+        return .string(text)
+    }
+}

@@ -1,0 +1,240 @@
+/// A message that passed validation, ready to be stored.
+public struct ValidMessage: Sendable {
+    public var messageId: String
+    /// True when the message had no `messageId` and one was derived from its content.
+    public var messageIdIsDerived: Bool
+    public var type: MessageType
+    public var userId: String?
+    public var anonymousId: String?
+    /// `alias` only: the id being linked to `userId`.
+    public var previousId: String?
+    /// `event` of a track, `name` of a page or screen.
+    public var eventName: String?
+    /// Event time, epoch milliseconds UTC (SPEC §3.1 precedence).
+    public var time: Int64
+    /// The JSON stored for the message.
+    public var body: Body
+
+    public enum Body: Sendable {
+        /// The message's own bytes, unchanged, at this range of the line.
+        case line(Range<Int>)
+        /// Rebuilt bytes: `writeKey` removed, or the batch envelope's `context`/`sentAt` added.
+        case rebuilt([UInt8])
+    }
+}
+
+/// What the batch envelope gives every message in it that lacks its own (SPEC §3.1).
+struct EnvelopeDefaults {
+    /// `"context": {...}` as it appears in the envelope.
+    var context: JSONMember?
+    /// `"sentAt": "..."` as it appears in the envelope.
+    var sentAt: JSONMember?
+    var sentAtTime: Int64?
+}
+
+/// Validates Segment messages held as byte ranges of a line (SPEC §3.1).
+///
+/// Returns a reason string on failure, worded for the person who has to fix the input.
+struct MessageValidator {
+    /// Event time for messages that carry no timestamp at all.
+    var ingestTime: Int64
+
+    private enum Field: Int, CaseIterable {
+        case type, userId, anonymousId, previousId, event, name, messageId
+        case timestamp, originalTimestamp, receivedAt, sentAt, context, writeKey
+
+        var key: StaticString {
+            switch self {
+            case .type: return "type"
+            case .userId: return "userId"
+            case .anonymousId: return "anonymousId"
+            case .previousId: return "previousId"
+            case .event: return "event"
+            case .name: return "name"
+            case .messageId: return "messageId"
+            case .timestamp: return "timestamp"
+            case .originalTimestamp: return "originalTimestamp"
+            case .receivedAt: return "receivedAt"
+            case .sentAt: return "sentAt"
+            case .context: return "context"
+            case .writeKey: return "writeKey"
+            }
+        }
+
+        var name: String { key.description }
+    }
+
+    private static func field(of member: JSONMember, in bytes: UnsafeBufferPointer<UInt8>) -> Field? {
+        // Dispatch on the key's length first: most keys of a message are not ours.
+        switch member.key.count {
+        case 4:
+            if JSONScanner.key(member, in: bytes, equals: "type") { return .type }
+            if JSONScanner.key(member, in: bytes, equals: "name") { return .name }
+        case 5: if JSONScanner.key(member, in: bytes, equals: "event") { return .event }
+        case 6:
+            if JSONScanner.key(member, in: bytes, equals: "userId") { return .userId }
+            if JSONScanner.key(member, in: bytes, equals: "sentAt") { return .sentAt }
+        case 7: if JSONScanner.key(member, in: bytes, equals: "context") { return .context }
+        case 8: if JSONScanner.key(member, in: bytes, equals: "writeKey") { return .writeKey }
+        case 9:
+            if JSONScanner.key(member, in: bytes, equals: "messageId") { return .messageId }
+            if JSONScanner.key(member, in: bytes, equals: "timestamp") { return .timestamp }
+        case 10:
+            if JSONScanner.key(member, in: bytes, equals: "previousId") { return .previousId }
+            if JSONScanner.key(member, in: bytes, equals: "receivedAt") { return .receivedAt }
+        case 11: if JSONScanner.key(member, in: bytes, equals: "anonymousId") { return .anonymousId }
+        case 17: if JSONScanner.key(member, in: bytes, equals: "originalTimestamp") { return .originalTimestamp }
+        default: break
+        }
+        if member.keyIsEscaped {
+            let key = JSONScanner.decodeString(member.key, in: bytes, escaped: true)
+            return Field.allCases.first { $0.name == key }
+        }
+        return nil
+    }
+
+    /// Validates the message object at `range` whose top-level members are `members`.
+    func validate(
+        members: [JSONMember], range: Range<Int>, in bytes: UnsafeBufferPointer<UInt8>,
+        envelope: EnvelopeDefaults? = nil
+    ) -> Result<ValidMessage, Rejection> {
+        var found = [JSONMember?](repeating: nil, count: Field.allCases.count)
+        for member in members {
+            guard let field = MessageValidator.field(of: member, in: bytes) else { continue }
+            if found[field.rawValue] != nil { return .failure(Rejection("duplicate field '\(field.name)'")) }
+            // A field that is null counts as absent.
+            if member.kind != .null { found[field.rawValue] = member }
+        }
+
+        func string(_ field: Field) -> Result<String?, Rejection> {
+            guard let member = found[field.rawValue] else { return .success(nil) }
+            guard member.kind == .string else {
+                return .failure(Rejection("'\(field.name)' must be a string (got \(member.kind))"))
+            }
+            let value = JSONScanner.decodeString(
+                (member.value.lowerBound + 1)..<(member.value.upperBound - 1), in: bytes, escaped: member.valueIsEscaped)
+            return .success(value.isEmpty ? nil : value)
+        }
+
+        // type
+        guard found[Field.type.rawValue] != nil else {
+            return .failure(Rejection("missing 'type' (expected one of \(MessageType.list))"))
+        }
+        let typeName: String
+        switch string(.type) {
+        case .failure(let rejection): return .failure(rejection)
+        case .success(let value): typeName = value ?? ""
+        }
+        guard let type = MessageType(rawValue: typeName) else {
+            return .failure(Rejection("unknown type '\(typeName)' (expected one of \(MessageType.list))"))
+        }
+
+        // identity
+        let userId: String?
+        let anonymousId: String?
+        let messageIdGiven: String?
+        var previousId: String? = nil
+        var eventName: String? = nil
+        do {
+            userId = try string(.userId).get()
+            anonymousId = try string(.anonymousId).get()
+            messageIdGiven = try string(.messageId).get()
+            switch type {
+            case .track:
+                eventName = try string(.event).get()
+                guard eventName != nil else { return .failure(Rejection("a track needs a non-empty string 'event'")) }
+            case .page, .screen:
+                eventName = try string(.name).get()
+            case .alias:
+                previousId = try string(.previousId).get()
+                guard userId != nil, previousId != nil else {
+                    return .failure(Rejection("an alias needs a non-empty string 'userId' and 'previousId'"))
+                }
+            case .identify, .group:
+                break
+            }
+        } catch {
+            return .failure(error)
+        }
+        guard userId != nil || anonymousId != nil else {
+            return .failure(Rejection("no identity: a non-empty string 'userId' or 'anonymousId' is required"))
+        }
+
+        // Timestamps: every one present must be ISO-8601; event time takes the first present.
+        var time: Int64? = nil
+        for field in [Field.timestamp, .originalTimestamp, .receivedAt, .sentAt] {
+            guard let member = found[field.rawValue] else { continue }
+            guard member.kind == .string,
+                let parsed = Timestamp.parse(UnsafeBufferPointer(rebasing: bytes[(member.value.lowerBound + 1)..<(member.value.upperBound - 1)]))
+            else {
+                let shown = member.kind == .string
+                    ? "'\(JSONScanner.decodeString((member.value.lowerBound + 1)..<(member.value.upperBound - 1), in: bytes, escaped: member.valueIsEscaped).prefix(40))'"
+                    : member.kind.description
+                return .failure(
+                    Rejection("'\(field.name)' is not an ISO-8601 time with a zone, like 2026-11-22T12:00:00.000Z (got \(shown))"))
+            }
+            if time == nil { time = parsed }
+        }
+        if time == nil, found[Field.sentAt.rawValue] == nil, let envelopeTime = envelope?.sentAtTime {
+            time = envelopeTime
+        }
+
+        // The stored body: unchanged unless a secret must go or the envelope adds fields.
+        let addContext = found[Field.context.rawValue] == nil ? envelope?.context : nil
+        let addSentAt = found[Field.sentAt.rawValue] == nil ? envelope?.sentAt : nil
+        let dropWriteKey = members.contains { MessageValidator.field(of: $0, in: bytes) == .writeKey }
+        let body: ValidMessage.Body
+        if addContext == nil && addSentAt == nil && !dropWriteKey {
+            body = .line(range)
+        } else {
+            var rebuilt: [UInt8] = [UInt8(ascii: "{")]
+            rebuilt.reserveCapacity(range.count + 256)
+            var first = true
+            func append(_ member: JSONMember) {
+                if !first { rebuilt.append(UInt8(ascii: ",")) }
+                first = false
+                rebuilt.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[member.whole]))
+            }
+            for member in members {
+                switch MessageValidator.field(of: member, in: bytes) {
+                case .writeKey: continue
+                case .context where addContext != nil: continue  // a null context is replaced
+                case .sentAt where addSentAt != nil: continue
+                default: append(member)
+                }
+            }
+            if let addContext { append(addContext) }
+            if let addSentAt { append(addSentAt) }
+            rebuilt.append(UInt8(ascii: "}"))
+            body = .rebuilt(rebuilt)
+        }
+
+        var messageId = messageIdGiven ?? ""
+        if messageIdGiven == nil {
+            messageId = MessageValidator.derivedMessageId(body: body, in: bytes)
+        }
+        return .success(
+            ValidMessage(
+                messageId: messageId, messageIdIsDerived: messageIdGiven == nil, type: type, userId: userId,
+                anonymousId: anonymousId, previousId: previousId, eventName: eventName, time: time ?? ingestTime,
+                body: body))
+    }
+
+    /// `derived-` and 32 hex digits of the SHA-256 of the message's canonical JSON (keys sorted,
+    /// no whitespace), so the same content always gets the same id, whatever its key order.
+    static func derivedMessageId(body: ValidMessage.Body, in bytes: UnsafeBufferPointer<UInt8>) -> String {
+        let value: JSONValue?
+        switch body {
+        case .line(let range): value = try? JSONValue.parse(UnsafeBufferPointer(rebasing: bytes[range]))
+        case .rebuilt(let rebuilt): value = rebuilt.withUnsafeBufferPointer { try? JSONValue.parse($0) }
+        }
+        let digest = SHA256.hex(value?.canonicalBytes ?? [])
+        return "derived-" + digest.prefix(32)
+    }
+}
+
+/// Why a line or message was refused.
+public struct Rejection: Error, Sendable, Equatable {
+    public var reason: String
+    public init(_ reason: String) { self.reason = reason }
+}
