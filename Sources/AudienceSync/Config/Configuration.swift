@@ -99,10 +99,13 @@ public struct Configuration: Sendable {
                 }
             }
         }
-        switch reader.errors.count {
+        let errors = reader.errors.enumerated().sorted {
+            ($0.element.line ?? 0, $0.element.column ?? 0, $0.offset) < ($1.element.line ?? 0, $1.element.column ?? 0, $1.offset)
+        }.map(\.element)
+        switch errors.count {
         case 0: return configuration
-        case 1: throw reader.errors[0]
-        default: throw AudienceSyncErrors(reader.errors)
+        case 1: throw errors[0]
+        default: throw AudienceSyncErrors(errors)
         }
     }
 
