@@ -103,6 +103,13 @@ struct DefinitionParser {
                     reader.fail("destination '\(destination)' is listed twice", at: item)
                     continue
                 }
+                if enabled && configuration.destination(named: destination) == nil {
+                    let configured = configuration.destinations.map(\.name)
+                    let known = configured.isEmpty
+                        ? "no destinations are configured in \(configuration.file)"
+                        : "expected one of \(configured.joined(separator: ", "))"
+                    reader.fail("unknown destination '\(destination)' (\(known))", at: item)
+                }
                 destinations.append(destination)
                 destinationNodes.append((destination, item))
             }
@@ -189,14 +196,18 @@ struct DefinitionParser {
         if head == "trait" || head == "computed" {
             // Everything beside the head is meant as an operator.
             var entries: [(name: String, key: Node, value: Node)] = []
+            var unknown = false
             for (key, value) in mapping {
                 let name = key.scalar?.string ?? ""
                 if allowed.contains(name) {
                     entries.append((name, key, value))
                 } else {
                     reader.fail(YAMLReader.unknown("operator", name, expected: Self.operators), at: key)
+                    unknown = true
                 }
             }
+            // An unknown operator was meant as the predicate: do not also report a missing one.
+            if unknown { return nil }
             fields = YAMLReader.Fields(node: node, entries: entries)
         } else {
             let known = sequenceStep || !head.hasPrefix("performed") ? allowed : allowed + ["within_previous"]

@@ -113,13 +113,6 @@ public struct DefinitionSet: Sendable {
                 fail("duplicate key '\(definition.key)' (also the key of \(place(first.definition.file, first.keyNode)))", definition.file, at: item.keyNode)
                 duplicate = true
             }
-            for (name, node) in item.destinationNodes where configuration.destination(named: name) == nil {
-                let configured = configuration.destinations.map(\.name)
-                let known = configured.isEmpty
-                    ? "no destinations are configured in \(configuration.file)"
-                    : "expected one of \(configured.joined(separator: ", "))"
-                fail("unknown destination '\(name)' (\(known))", definition.file, at: node)
-            }
             if duplicate { continue }
             byName[definition.name] = item
             byKey[definition.key] = item
