@@ -68,7 +68,10 @@ import Testing
         #expect(configuration.destinations.first?.endpoint?.absoluteString == endpoint)
     }
 
-    static let notLoopback = ["http://example.com/x", "http://128.0.0.1/x", "http://127.0.0.1.example.com/x", "http://10.0.0.1/x", "http://[::2]/x"]
+    static let notLoopback = [
+        "http://example.com/x", "http://128.0.0.1/x", "http://127.0.0.1.example.com/x", "http://10.0.0.1/x",
+        "http://[::2]/x",
+    ]
 
     @Test(arguments: notLoopback)
     func plainHTTPElsewhereIsRefused(endpoint: String) {
@@ -81,22 +84,44 @@ import Testing
 
     /// Each configuration mistake with its exact location and message.
     static let mistakes: [(String, String, String)] = [
-        ("unknown top-level field", "database: a.db\ndefinitons: audiences\n",
-         "c.yml:2:1: unknown field 'definitons' (expected one of database, definitions, schedule, space_id, destinations)"),
+        (
+            "unknown top-level field", "database: a.db\ndefinitons: audiences\n",
+            "c.yml:2:1: unknown field 'definitons' (expected one of database, definitions, schedule, space_id, destinations)"
+        ),
         ("bad schedule", "schedule: 2 hours\n", "c.yml:1:11: expected a duration like 30d, 12h, 1d12h (got '2 hours')"),
-        ("unknown destination type", "destinations:\n  - name: x\n    type: braze\n",
-         "c.yml:3:11: unknown destination type 'braze' (expected one of segment, sprig, file)"),
-        ("field of another type", "destinations:\n  - name: x\n    type: sprig\n    api_key: env:K\n    write_key: env:W\n",
-         "c.yml:5:5: unknown field 'write_key' (expected one of name, type, api_key, endpoint, timeout, max_retries, concurrency, rate_limit, send_as)"),
-        ("missing secret", "destinations:\n  - name: x\n    type: segment\n",
-         "c.yml:2:5: missing field 'write_key' in a segment destination (give env:NAME or file:PATH)"),
-        ("missing path", "destinations:\n  - name: x\n    type: file\n", "c.yml:2:5: missing field 'path' in a file destination"),
-        ("bad send_as", "destinations:\n  - {name: x, type: file, path: o.ndjson, send_as: alias}\n",
-         "c.yml:2:52: unknown send_as 'alias' (expected one of identify, track)"),
-        ("bad concurrency", "destinations:\n  - {name: x, type: sprig, api_key: 'env:K', concurrency: 0}\n",
-         "c.yml:2:59: expected concurrency: an integer from 1 to 256 (got 0)"),
-        ("not a mapping", "- database\n", "c.yml:1:1: expected a mapping of settings (database, definitions, …) (got a list)"),
-        ("syntax error", "database: [a\n", "c.yml:2:1: YAML syntax error: did not find expected ',' or ']' (while parsing a flow sequence at line 1, column 11)"),
+        (
+            "unknown destination type", "destinations:\n  - name: x\n    type: braze\n",
+            "c.yml:3:11: unknown destination type 'braze' (expected one of segment, sprig, file)"
+        ),
+        (
+            "field of another type",
+            "destinations:\n  - name: x\n    type: sprig\n    api_key: env:K\n    write_key: env:W\n",
+            "c.yml:5:5: unknown field 'write_key' (expected one of name, type, api_key, endpoint, timeout, max_retries, concurrency, rate_limit, send_as)"
+        ),
+        (
+            "missing secret", "destinations:\n  - name: x\n    type: segment\n",
+            "c.yml:2:5: missing field 'write_key' in a segment destination (give env:NAME or file:PATH)"
+        ),
+        (
+            "missing path", "destinations:\n  - name: x\n    type: file\n",
+            "c.yml:2:5: missing field 'path' in a file destination"
+        ),
+        (
+            "bad send_as", "destinations:\n  - {name: x, type: file, path: o.ndjson, send_as: alias}\n",
+            "c.yml:2:52: unknown send_as 'alias' (expected one of identify, track)"
+        ),
+        (
+            "bad concurrency", "destinations:\n  - {name: x, type: sprig, api_key: 'env:K', concurrency: 0}\n",
+            "c.yml:2:59: expected concurrency: an integer from 1 to 256 (got 0)"
+        ),
+        (
+            "not a mapping", "- database\n",
+            "c.yml:1:1: expected a mapping of settings (database, definitions, …) (got a list)"
+        ),
+        (
+            "syntax error", "database: [a\n",
+            "c.yml:2:1: YAML syntax error: did not find expected ',' or ']' (while parsing a flow sequence at line 1, column 11)"
+        ),
         ("duplicate field", "database: a.db\ndatabase: b.db\n", "c.yml:1:1: duplicate field 'database' in one mapping"),
     ]
 
@@ -121,17 +146,19 @@ import Testing
                 endpoint: http://api.example.com/users
             """
         let lines = errorLines { _ = try Configuration.parse(text, file: "c.yml") }
-        #expect(lines == [
-            "c.yml:1:1: unknown field 'schedul' (expected one of database, definitions, schedule, space_id, destinations)",
-            "c.yml:6:11: duplicate destination name 'outbox' (first at line 3)",
-            "c.yml:11:14: api_key must be env:NAME or file:PATH; a secret written into the configuration is refused (value not shown)",
-            "c.yml:12:15: plain http is refused for host 'api.example.com': use https (http is allowed only to loopback: 127.0.0.0/8, ::1, localhost)",
-        ])
+        #expect(
+            lines == [
+                "c.yml:1:1: unknown field 'schedul' (expected one of database, definitions, schedule, space_id, destinations)",
+                "c.yml:6:11: duplicate destination name 'outbox' (first at line 3)",
+                "c.yml:11:14: api_key must be env:NAME or file:PATH; a secret written into the configuration is refused (value not shown)",
+                "c.yml:12:15: plain http is refused for host 'api.example.com': use https (http is allowed only to loopback: 127.0.0.0/8, ::1, localhost)",
+            ])
         #expect(!lines.joined().contains("sk_live"))
     }
 
     @Test func credentialsInTheEndpointAreRefusedWithoutEcho() {
-        let text = "destinations:\n  - {name: s, type: segment, write_key: 'env:K', endpoint: 'https://secretkey:x@api.segment.io/v1/batch'}\n"
+        let text =
+            "destinations:\n  - {name: s, type: segment, write_key: 'env:K', endpoint: 'https://secretkey:x@api.segment.io/v1/batch'}\n"
         let lines = errorLines { _ = try Configuration.parse(text, file: "c.yml") }
         #expect(lines.count == 1)
         #expect(!lines.joined().contains("secretkey"))
@@ -152,7 +179,8 @@ import Testing
         let segment = try #require(configuration.destinations[0].secret)
         let sprig = try #require(configuration.destinations[1].secret)
 
-        #expect(try segment.resolve(environment: ["AUDIENCE_SYNC_TEST_WRITE_KEY": "wk-secret-value"]) == "wk-secret-value")
+        #expect(
+            try segment.resolve(environment: ["AUDIENCE_SYNC_TEST_WRITE_KEY": "wk-secret-value"]) == "wk-secret-value")
         #expect(try sprig.resolve() == "sprig-secret-value")
         let missing = errorLines { _ = try segment.resolve(environment: [:]) }
         #expect(missing == ["the environment variable AUDIENCE_SYNC_TEST_WRITE_KEY is not set (it holds a secret)"])

@@ -100,7 +100,9 @@ public struct Configuration: Sendable {
             }
         }
         let errors = reader.errors.enumerated().sorted {
-            ($0.element.line ?? 0, $0.element.column ?? 0, $0.offset) < ($1.element.line ?? 0, $1.element.column ?? 0, $1.offset)
+            ($0.element.line ?? 0, $0.element.column ?? 0, $0.offset) < (
+                $1.element.line ?? 0, $1.element.column ?? 0, $1.offset
+            )
         }.map(\.element)
         switch errors.count {
         case 0: return configuration
@@ -124,7 +126,8 @@ public struct Configuration: Sendable {
             } else {
                 let got = (typeNode.scalar?.string).map { "'\($0)'" } ?? YAMLReader.describe(typeNode)
                 reader.fail(
-                    "unknown destination type \(got) (expected one of \(allTypes.joined(separator: ", ")))", at: typeNode)
+                    "unknown destination type \(got) (expected one of \(allTypes.joined(separator: ", ")))",
+                    at: typeNode)
                 kind = nil
             }
         } else {
@@ -132,8 +135,12 @@ public struct Configuration: Sendable {
             kind = nil
         }
         // Without a known type, check the fields any destination may have.
-        let allowed = kind?.fields
-            ?? ["name", "type", "write_key", "api_key", "endpoint", "path", "timeout", "max_retries", "concurrency", "rate_limit", "send_as"]
+        let allowed =
+            kind?.fields
+            ?? [
+                "name", "type", "write_key", "api_key", "endpoint", "path", "timeout", "max_retries", "concurrency",
+                "rate_limit", "send_as",
+            ]
         let what = kind.map { "a \($0.rawValue) destination" } ?? "a destination"
         guard let fields = reader.fields(node, allowed: allowed, what: what) else { return nil }
 
@@ -155,7 +162,8 @@ public struct Configuration: Sendable {
                             at: value)
                     }
                 } else {
-                    reader.fail("expected \(field): env:NAME or file:PATH (got \(YAMLReader.describe(value)))", at: value)
+                    reader.fail(
+                        "expected \(field): env:NAME or file:PATH (got \(YAMLReader.describe(value)))", at: value)
                 }
             } else {
                 reader.fail("missing field '\(field)' in \(what) (give env:NAME or file:PATH)", at: node)
@@ -175,13 +183,16 @@ public struct Configuration: Sendable {
         }
         var destination = DestinationConfiguration(name: name ?? "", kind: kind ?? .file, secret: secret, path: path)
         if let endpoint { destination.endpoint = endpoint }
-        if let value = fields["timeout"], let timeout = reader.number(value, what: "timeout in seconds", in: 0.001...3600) {
+        if let value = fields["timeout"],
+            let timeout = reader.number(value, what: "timeout in seconds", in: 0.001...3600)
+        {
             destination.timeout = timeout
         }
         if let value = fields["max_retries"], let retries = reader.integer(value, what: "max_retries", in: 0...100) {
             destination.maxRetries = Int(retries)
         }
-        if let value = fields["concurrency"], let concurrency = reader.integer(value, what: "concurrency", in: 1...256) {
+        if let value = fields["concurrency"], let concurrency = reader.integer(value, what: "concurrency", in: 1...256)
+        {
             destination.concurrency = Int(concurrency)
         }
         if let value = fields["rate_limit"],

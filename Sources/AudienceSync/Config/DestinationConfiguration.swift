@@ -85,7 +85,10 @@ extension DestinationConfiguration.Kind {
     var fields: [String] {
         switch self {
         case .segment, .sprig:
-            return ["name", "type", secretField!, "endpoint", "timeout", "max_retries", "concurrency", "rate_limit", "send_as"]
+            return [
+                "name", "type", secretField!, "endpoint", "timeout", "max_retries", "concurrency", "rate_limit",
+                "send_as",
+            ]
         case .file:
             return ["name", "type", "path", "send_as"]
         }

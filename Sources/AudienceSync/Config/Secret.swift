@@ -41,7 +41,8 @@ public struct Secret: Hashable, Sendable, CustomStringConvertible, CustomDebugSt
         switch source {
         case .environment(let name):
             guard let value = environment[name], !value.isEmpty else {
-                throw AudienceSyncError(.configuration, "the environment variable \(name) is not set (it holds a secret)")
+                throw AudienceSyncError(
+                    .configuration, "the environment variable \(name) is not set (it holds a secret)")
             }
             return value
         case .file(let path):
@@ -51,7 +52,9 @@ public struct Secret: Hashable, Sendable, CustomStringConvertible, CustomDebugSt
                 throw AudienceSyncError(.configuration, "cannot read the secret file", file: path)
             }
             let value = String(text.trimmingWhitespace)
-            guard !value.isEmpty else { throw AudienceSyncError(.configuration, "the secret file is empty", file: path) }
+            guard !value.isEmpty else {
+                throw AudienceSyncError(.configuration, "the secret file is empty", file: path)
+            }
             return value
         }
     }

@@ -29,7 +29,9 @@ struct DefinitionParser {
     ]
     static let windowFields = ["within", "between_ago", "between"]
     static let operators = Predicate.Operator.allCases.map(\.rawValue)
-    static let computeFields = ["op", "event", "property", "where", "within", "between_ago", "between", "min_frequency"]
+    static let computeFields = [
+        "op", "event", "property", "where", "within", "between_ago", "between", "min_frequency",
+    ]
 
     init(reader: YAMLReader, configuration: Configuration) {
         self.reader = reader
@@ -45,7 +47,9 @@ struct DefinitionParser {
             }
             return nil
         }
-        guard let fields = reader.fields(root, allowed: Self.fields, what: "a definition (a mapping with name, condition, …)")
+        guard
+            let fields = reader.fields(
+                root, allowed: Self.fields, what: "a definition (a mapping with name, condition, …)")
         else { return nil }
 
         var name: String?
@@ -61,7 +65,9 @@ struct DefinitionParser {
             if case .scalar(let scalar) = node, let value = Definition.Kind(rawValue: scalar.string) {
                 kind = value
             } else {
-                reader.fail(YAMLReader.unknown("kind", node.scalar?.string ?? YAMLReader.describe(node), expected: kinds), at: node)
+                reader.fail(
+                    YAMLReader.unknown("kind", node.scalar?.string ?? YAMLReader.describe(node), expected: kinds),
+                    at: node)
                 kind = nil
             }
         }
@@ -72,13 +78,17 @@ struct DefinitionParser {
                 if TraitKey.isValid(value) {
                     key = value
                 } else {
-                    reader.fail("invalid key '\(value)' (expected lowercase letters, digits and _, like order_completed_30d)", at: node)
+                    reader.fail(
+                        "invalid key '\(value)' (expected lowercase letters, digits and _, like order_completed_30d)",
+                        at: node)
                 }
             }
         } else if let name, let nameNode = fields["name"] {
             let derived = TraitKey.snakeCase(name)
             if derived.isEmpty {
-                reader.fail("the name '\(name)' gives an empty key (it has no ASCII letter or digit); add a key: field", at: nameNode)
+                reader.fail(
+                    "the name '\(name)' gives an empty key (it has no ASCII letter or digit); add a key: field",
+                    at: nameNode)
             } else {
                 key = derived
             }
@@ -105,7 +115,8 @@ struct DefinitionParser {
                 }
                 if enabled && configuration.destination(named: destination) == nil {
                     let configured = configuration.destinations.map(\.name)
-                    let known = configured.isEmpty
+                    let known =
+                        configured.isEmpty
                         ? "no destinations are configured in \(configuration.file)"
                         : "expected one of \(configured.joined(separator: ", "))"
                     reader.fail("unknown destination '\(destination)' (\(known))", at: item)
@@ -162,7 +173,9 @@ struct DefinitionParser {
 
     private mutating func parseCondition(_ node: Node, sequenceStep: Bool = false) -> Condition? {
         let expectedHeads = sequenceStep ? ["performed", "performed_page", "performed_screen"] : Self.heads
-        guard let mapping = reader.mapping(node, what: "a condition (a mapping with one of \(expectedHeads.joined(separator: ", ")))")
+        guard
+            let mapping = reader.mapping(
+                node, what: "a condition (a mapping with one of \(expectedHeads.joined(separator: ", ")))")
         else { return nil }
         let names = mapping.keys.map { $0.scalar?.string ?? "" }
         let heads = names.filter { Self.heads.contains($0) }
@@ -173,7 +186,9 @@ struct DefinitionParser {
                 reader.fail("a condition needs one of \(expectedHeads.joined(separator: ", ")) (got none)", at: node)
             }
             for key in typos {
-                reader.fail(YAMLReader.unknown("condition", key.scalar?.string ?? YAMLReader.describe(key), expected: expectedHeads), at: key)
+                reader.fail(
+                    YAMLReader.unknown(
+                        "condition", key.scalar?.string ?? YAMLReader.describe(key), expected: expectedHeads), at: key)
             }
             return nil
         }
@@ -185,11 +200,15 @@ struct DefinitionParser {
             return nil
         }
         if sequenceStep && !expectedHeads.contains(head) {
-            reader.fail("a sequence step is one of performed, performed_page, performed_screen (got '\(head)')", at: mapping.keys.first { $0.scalar?.string == head })
+            reader.fail(
+                "a sequence step is one of performed, performed_page, performed_screen (got '\(head)')",
+                at: mapping.keys.first { $0.scalar?.string == head })
             return nil
         }
         let allowed = [head] + Self.modifiers(of: head, inSequence: sequenceStep)
-        if !sequenceStep, head.hasPrefix("performed"), let key = mapping.keys.first(where: { $0.scalar?.string == "within_previous" }) {
+        if !sequenceStep, head.hasPrefix("performed"),
+            let key = mapping.keys.first(where: { $0.scalar?.string == "within_previous" })
+        {
             reader.fail("within_previous applies only to a step of a sequence (use within: for a window)", at: key)
         }
         let fields: YAMLReader.Fields
@@ -239,11 +258,13 @@ struct DefinitionParser {
             let count = fields["count"].map { parseCount($0) }
             let window = parseWindow(fields)
             guard let filters, let window, count != .some(nil) else { return nil }
-            return .performed(EventCondition(kind: kind, name: name, filters: filters, count: count ?? nil, window: window))
+            return .performed(
+                EventCondition(kind: kind, name: name, filters: filters, count: count ?? nil, window: window))
         case "trait", "computed":
             let predicate = parseInlinePredicate(fields, head: head)
             if head == "trait" {
-                guard let text = reader.string(value, what: "a trait path"), let path = parsePath(text, at: value) else { return nil }
+                guard let text = reader.string(value, what: "a trait path"), let path = parsePath(text, at: value)
+                else { return nil }
                 return predicate.map { .trait(path, $0) }
             }
             guard let key = reader.string(value, what: "a computed trait key") else { return nil }
@@ -267,9 +288,12 @@ struct DefinitionParser {
                     continue
                 }
                 var withinPrevious: Duration?
-                if let mapping = item.mapping, let key = mapping.keys.first(where: { $0.scalar?.string == "within_previous" }) {
+                if let mapping = item.mapping,
+                    let key = mapping.keys.first(where: { $0.scalar?.string == "within_previous" })
+                {
                     if index == 0 {
-                        reader.fail("within_previous does not apply to the first step (there is no previous one)", at: key)
+                        reader.fail(
+                            "within_previous does not apply to the first step (there is no previous one)", at: key)
                         failed = true
                     } else if let duration = reader.duration(mapping["within_previous"]!, positive: true) {
                         withinPrevious = duration
@@ -277,7 +301,9 @@ struct DefinitionParser {
                         failed = true
                     }
                 }
-                steps.append(SequenceStep(kind: event.kind, name: event.name, filters: event.filters, withinPrevious: withinPrevious))
+                steps.append(
+                    SequenceStep(
+                        kind: event.kind, name: event.name, filters: event.filters, withinPrevious: withinPrevious))
             }
             let window = parseWindow(fields)
             guard !failed, let window else { return nil }
@@ -289,7 +315,9 @@ struct DefinitionParser {
 
     /// `where: {PATH: PREDICATE, ...}`.
     private func parseWhere(_ node: Node) -> [PropertyFilter]? {
-        guard let mapping = reader.mapping(node, what: "a mapping of property paths to values or predicates") else { return nil }
+        guard let mapping = reader.mapping(node, what: "a mapping of property paths to values or predicates") else {
+            return nil
+        }
         var filters: [PropertyFilter] = []
         var failed = false
         for (key, value) in mapping {
@@ -319,7 +347,9 @@ struct DefinitionParser {
         let given = fields.entries.filter { Self.windowFields.contains($0.name) }
         guard let first = given.first else { return .allTime }
         if given.count > 1 {
-            reader.fail("give only one of within, between_ago, between (got \(given.map(\.name).joined(separator: " and ")))", at: given[1].key)
+            reader.fail(
+                "give only one of within, between_ago, between (got \(given.map(\.name).joined(separator: " and ")))",
+                at: given[1].key)
             return nil
         }
         switch first.name {
@@ -340,16 +370,23 @@ struct DefinitionParser {
             }
             return .betweenAgo(near: near, far: far)
         default:  // between
-            guard let items = reader.list(first.value, what: "[START, END] like [2026-01-01T00:00:00Z, 2026-02-01T00:00:00Z]") else {
+            guard
+                let items = reader.list(
+                    first.value, what: "[START, END] like [2026-01-01T00:00:00Z, 2026-02-01T00:00:00Z]")
+            else {
                 return nil
             }
             guard items.count == 2 else {
-                reader.fail("expected [START, END] like [2026-01-01T00:00:00Z, 2026-02-01T00:00:00Z] (got \(items.count) values)", at: first.value)
+                reader.fail(
+                    "expected [START, END] like [2026-01-01T00:00:00Z, 2026-02-01T00:00:00Z] (got \(items.count) values)",
+                    at: first.value)
                 return nil
             }
             guard let start = parseInstant(items[0]), let end = parseInstant(items[1]) else { return nil }
             guard start < end else {
-                reader.fail("between needs START before END (got \(Timestamp.format(start)) and \(Timestamp.format(end)))", at: first.value)
+                reader.fail(
+                    "between needs START before END (got \(Timestamp.format(start)) and \(Timestamp.format(end)))",
+                    at: first.value)
                 return nil
             }
             return .between(startMillis: start, endMillis: end)
@@ -360,11 +397,14 @@ struct DefinitionParser {
     private func parseInstant(_ node: Node) -> Int64? {
         if case .scalar(let scalar) = node {
             let text = scalar.string
-            if let millis = Timestamp.parse(text) ?? (text.utf8.count == 10 ? Timestamp.parse(text + "T00:00:00Z") : nil) {
+            if let millis = Timestamp.parse(text)
+                ?? (text.utf8.count == 10 ? Timestamp.parse(text + "T00:00:00Z") : nil)
+            {
                 return millis
             }
         }
-        reader.fail("expected an ISO-8601 instant like 2026-01-01T00:00:00Z (got \(YAMLReader.describe(node)))", at: node)
+        reader.fail(
+            "expected an ISO-8601 instant like 2026-01-01T00:00:00Z (got \(YAMLReader.describe(node)))", at: node)
         return nil
     }
 
@@ -405,7 +445,9 @@ struct DefinitionParser {
     private func parseInlinePredicate(_ fields: YAMLReader.Fields, head: String) -> Predicate? {
         let entries = fields.entries.filter { $0.name != head }
         if entries.isEmpty {
-            reader.fail("\(head) needs a predicate beside it: one or more of \(Self.operators.joined(separator: ", ")) (like \(head): plan, eq: pro)", at: fields.node)
+            reader.fail(
+                "\(head) needs a predicate beside it: one or more of \(Self.operators.joined(separator: ", ")) (like \(head): plan, eq: pro)",
+                at: fields.node)
             return nil
         }
         return operators(entries)
@@ -433,13 +475,17 @@ struct DefinitionParser {
         case .lt: return orderedOperand(node, for: op).map { .lt($0) }
         case .lte: return orderedOperand(node, for: op).map { .lte($0) }
         case .in, .notIn:
-            guard let items = reader.list(node, what: "\(op.rawValue): a list of values like [a, b]") else { return nil }
+            guard let items = reader.list(node, what: "\(op.rawValue): a list of values like [a, b]") else {
+                return nil
+            }
             let values = items.map { scalarOperand($0, for: op) }
             guard values.allSatisfy({ $0 != nil }) else { return nil }
             return op == .in ? .in(values.map { $0! }) : .notIn(values.map { $0! })
         case .contains, .notContains, .startsWith, .endsWith:
             guard case .string(let text)? = reader.scalarValue(node) else {
-                reader.fail("\(op.rawValue) compares with a string (got \(YAMLReader.describe(node)); quote it to make it one)", at: node)
+                reader.fail(
+                    "\(op.rawValue) compares with a string (got \(YAMLReader.describe(node)); quote it to make it one)",
+                    at: node)
                 return nil
             }
             switch op {
@@ -457,12 +503,14 @@ struct DefinitionParser {
     private func scalarOperand(_ node: Node, for op: Predicate.Operator) -> JSONValue? {
         switch reader.scalarValue(node) {
         case .null?:
-            reader.fail("\(op.rawValue) cannot compare with null (use exists: false for a missing or null value)", at: node)
+            reader.fail(
+                "\(op.rawValue) cannot compare with null (use exists: false for a missing or null value)", at: node)
             return nil
         case let value?:
             return value
         case nil:
-            reader.fail("\(op.rawValue) compares with a string, number or boolean (got \(YAMLReader.describe(node)))", at: node)
+            reader.fail(
+                "\(op.rawValue) compares with a string, number or boolean (got \(YAMLReader.describe(node)))", at: node)
             return nil
         }
     }
@@ -473,7 +521,8 @@ struct DefinitionParser {
         case let value? where value.isNumber: return value
         case .string(let text)?: return .string(text)
         default:
-            reader.fail("\(op.rawValue) compares with a number or a string (got \(YAMLReader.describe(node)))", at: node)
+            reader.fail(
+                "\(op.rawValue) compares with a number or a string (got \(YAMLReader.describe(node)))", at: node)
             return nil
         }
     }
@@ -494,7 +543,9 @@ struct DefinitionParser {
                     return nil
                 }
             case .contains, .notContains, .startsWith, .endsWith, .exists:
-                reader.fail("count takes eq, ne, gt, gte, lt, lte, in or not_in (got \(comparison.operator.rawValue))", at: node)
+                reader.fail(
+                    "count takes eq, ne, gt, gte, lt, lte, in or not_in (got \(comparison.operator.rawValue))", at: node
+                )
                 return nil
             }
         }
@@ -504,7 +555,9 @@ struct DefinitionParser {
     // MARK: Compute
 
     private func parseCompute(_ node: Node) -> ComputeSpec? {
-        guard let fields = reader.fields(node, allowed: Self.computeFields, what: "a compute mapping (op, event, property, …)")
+        guard
+            let fields = reader.fields(
+                node, allowed: Self.computeFields, what: "a compute mapping (op, event, property, …)")
         else { return nil }
         let errorsBefore = reader.errors.count
         var op: ComputeSpec.Operation?
@@ -513,10 +566,14 @@ struct DefinitionParser {
                 op = parsed
             } else {
                 let ops = ComputeSpec.Operation.allCases.map(\.rawValue)
-                reader.fail(YAMLReader.unknown("op", value.scalar?.string ?? YAMLReader.describe(value), expected: ops), at: value)
+                reader.fail(
+                    YAMLReader.unknown("op", value.scalar?.string ?? YAMLReader.describe(value), expected: ops),
+                    at: value)
             }
         } else {
-            reader.fail("missing field 'op' (expected one of \(ComputeSpec.Operation.allCases.map(\.rawValue).joined(separator: ", ")))", at: node)
+            reader.fail(
+                "missing field 'op' (expected one of \(ComputeSpec.Operation.allCases.map(\.rawValue).joined(separator: ", ")))",
+                at: node)
         }
         var event: String?
         if let value = fields["event"] {
@@ -527,17 +584,22 @@ struct DefinitionParser {
         var property: PropertyPath?
         if let value = fields["property"] {
             if op == .count {
-                reader.fail("count counts events and takes no property (filter with where: instead)", at: fields.key("property"))
+                reader.fail(
+                    "count counts events and takes no property (filter with where: instead)", at: fields.key("property")
+                )
             } else if let text = reader.string(value, what: "a property path") {
                 property = parsePath(text, at: value)
             }
         } else if let op, op != .count {
-            reader.fail("missing field 'property' (\(op.rawValue) needs the value to read, like properties.total)", at: node)
+            reader.fail(
+                "missing field 'property' (\(op.rawValue) needs the value to read, like properties.total)", at: node)
         }
         var minFrequency = 1
         if let value = fields["min_frequency"] {
             if op == .mostFrequent {
-                if let number = reader.integer(value, what: "min_frequency", in: 1...Int64(Int32.max)) { minFrequency = Int(number) }
+                if let number = reader.integer(value, what: "min_frequency", in: 1...Int64(Int32.max)) {
+                    minFrequency = Int(number)
+                }
             } else if op != nil {
                 reader.fail("min_frequency applies only to op: most_frequent", at: fields.key("min_frequency"))
             }
@@ -545,6 +607,8 @@ struct DefinitionParser {
         let filters = fields["where"].flatMap { parseWhere($0) }
         let window = parseWindow(fields)
         guard reader.errors.count == errorsBefore, let op, let event, let window else { return nil }
-        return ComputeSpec(op: op, event: event, property: property, filters: filters ?? [], window: window, minFrequency: minFrequency)
+        return ComputeSpec(
+            op: op, event: event, property: property, filters: filters ?? [], window: window, minFrequency: minFrequency
+        )
     }
 }

@@ -51,7 +51,9 @@ public struct DefinitionSet: Sendable {
     }
 
     /// Checks definitions given as (file, text) pairs, as `load` does for a folder's files.
-    public static func parse(files: [(path: String, text: String)], configuration: Configuration) throws -> DefinitionSet {
+    public static func parse(files: [(path: String, text: String)], configuration: Configuration) throws
+        -> DefinitionSet
+    {
         try check(files: files, configuration: configuration, errors: [])
     }
 
@@ -92,7 +94,8 @@ public struct DefinitionSet: Sendable {
     ) -> [AudienceSyncError] {
         var errors: [AudienceSyncError] = []
         func fail(_ message: String, _ file: String, at node: Node?) {
-            errors.append(AudienceSyncError(.definition, message, file: file, line: node?.mark?.line, column: node?.mark?.column))
+            errors.append(
+                AudienceSyncError(.definition, message, file: file, line: node?.mark?.line, column: node?.mark?.column))
         }
         func place(_ file: String, _ node: Node) -> String {
             guard let mark = node.mark else { return file }
@@ -106,11 +109,15 @@ public struct DefinitionSet: Sendable {
             let definition = item.definition
             var duplicate = false
             if let first = byName[definition.name] {
-                fail("duplicate name '\(definition.name)' (also in \(place(first.definition.file, first.nameNode)))", definition.file, at: item.nameNode)
+                fail(
+                    "duplicate name '\(definition.name)' (also in \(place(first.definition.file, first.nameNode)))",
+                    definition.file, at: item.nameNode)
                 duplicate = true
             }
             if let first = byKey[definition.key] {
-                fail("duplicate key '\(definition.key)' (also the key of \(place(first.definition.file, first.keyNode)))", definition.file, at: item.keyNode)
+                fail(
+                    "duplicate key '\(definition.key)' (also the key of \(place(first.definition.file, first.keyNode)))",
+                    definition.file, at: item.keyNode)
                 duplicate = true
             }
             if duplicate { continue }
@@ -126,21 +133,31 @@ public struct DefinitionSet: Sendable {
                 let head = reference.isAudience ? "in_audience" : "computed"
                 guard let target = byKey[reference.key] else {
                     if let off = disabled.first(where: { $0.definition.key == reference.key }) {
-                        fail("\(head) '\(reference.key)' refers to a disabled definition (\(off.definition.file))", item.definition.file, at: node)
+                        fail(
+                            "\(head) '\(reference.key)' refers to a disabled definition (\(off.definition.file))",
+                            item.definition.file, at: node)
                     } else {
                         let wanted: Definition.Kind = reference.isAudience ? .audience : .computedTrait
                         let candidates = valid.filter { $0.definition.kind == wanted }.map(\.definition.key)
-                        let known = candidates.isEmpty ? "there are none" : "expected one of \(candidates.joined(separator: ", "))"
+                        let known =
+                            candidates.isEmpty
+                            ? "there are none" : "expected one of \(candidates.joined(separator: ", "))"
                         let what = reference.isAudience ? "audience" : "computed trait"
-                        fail("\(head) '\(reference.key)' refers to no \(what) (\(known))", item.definition.file, at: node)
+                        fail(
+                            "\(head) '\(reference.key)' refers to no \(what) (\(known))", item.definition.file, at: node
+                        )
                     }
                     continue
                 }
                 switch (reference.isAudience, target.definition.kind) {
                 case (true, .computedTrait):
-                    fail("in_audience '\(reference.key)' refers to a computed trait (\(target.definition.file)); use computed: \(reference.key) with a predicate", item.definition.file, at: node)
+                    fail(
+                        "in_audience '\(reference.key)' refers to a computed trait (\(target.definition.file)); use computed: \(reference.key) with a predicate",
+                        item.definition.file, at: node)
                 case (false, .audience):
-                    fail("computed '\(reference.key)' refers to an audience (\(target.definition.file)); use in_audience: \(reference.key)", item.definition.file, at: node)
+                    fail(
+                        "computed '\(reference.key)' refers to an audience (\(target.definition.file)); use in_audience: \(reference.key)",
+                        item.definition.file, at: node)
                 default:
                     edges[item.definition.key, default: []].append((reference.key, node))
                 }
@@ -157,7 +174,8 @@ public struct DefinitionSet: Sendable {
                 switch state[target] {
                 case 1?:
                     let cycle = stack[stack.lastIndex(of: target)!...] + [target]
-                    fail("circular reference: \(cycle.joined(separator: " -> "))", byKey[key]!.definition.file, at: node)
+                    fail(
+                        "circular reference: \(cycle.joined(separator: " -> "))", byKey[key]!.definition.file, at: node)
                 case nil: visit(target)
                 default: break
                 }

@@ -22,9 +22,14 @@ public struct PropertyPath: Hashable, Sendable, CustomStringConvertible {
         var keys: [String] = []
         var index = 0
         func fail(_ message: String) -> ParseError {
-            ParseError(description: "\(message) in path '\(text)' (expected keys separated by dots, like properties.total or properties.\"Plan Name\")")
+            ParseError(
+                description:
+                    "\(message) in path '\(text)' (expected keys separated by dots, like properties.total or properties.\"Plan Name\")"
+            )
         }
-        if scalars.isEmpty { throw ParseError(description: "empty path (expected keys separated by dots, like properties.total)") }
+        if scalars.isEmpty {
+            throw ParseError(description: "empty path (expected keys separated by dots, like properties.total)")
+        }
         while true {
             var key = ""
             if index < scalars.count, scalars[index] == "\"" {

@@ -4,14 +4,15 @@ public enum ValidationReport {
     /// fixed order, definitions in file-name order, one line.
     public static func json(_ set: DefinitionSet) -> String {
         let items = set.definitions.map { definition in
-            "{" + [
-                "\"name\":" + JSONValue.quote(definition.name),
-                "\"key\":" + JSONValue.quote(definition.key),
-                "\"kind\":" + JSONValue.quote(definition.kind.rawValue),
-                "\"file\":" + JSONValue.quote(definition.file),
-                "\"destinations\":[" + definition.destinations.map(JSONValue.quote).joined(separator: ",") + "]",
-                "\"schedule\":" + JSONValue.quote(definition.schedule.description),
-            ].joined(separator: ",") + "}"
+            "{"
+                + [
+                    "\"name\":" + JSONValue.quote(definition.name),
+                    "\"key\":" + JSONValue.quote(definition.key),
+                    "\"kind\":" + JSONValue.quote(definition.kind.rawValue),
+                    "\"file\":" + JSONValue.quote(definition.file),
+                    "\"destinations\":[" + definition.destinations.map(JSONValue.quote).joined(separator: ",") + "]",
+                    "\"schedule\":" + JSONValue.quote(definition.schedule.description),
+                ].joined(separator: ",") + "}"
         }
         return "{\"definitions\":[" + items.joined(separator: ",") + "]}"
     }

@@ -26,7 +26,11 @@ final class YAMLReader {
             .appending(try! .init(.null, "^(?:~|null|Null|NULL|)$"))
             .appending(try! .init(.bool, "^(?:true|True|TRUE|false|False|FALSE)$"))
             .appending(try! .init(.int, "^[-+]?(?:0|[1-9][0-9]*)$"))
-            .appending(try! .init(.float, "^[-+]?(?:0|[1-9][0-9]*)(?:\\.[0-9]+)?(?:[eE][-+]?[0-9]+)?$|^[-+]?\\.[0-9]+(?:[eE][-+]?[0-9]+)?$|^[-+]?(?:0|[1-9][0-9]*)\\.$"))
+            .appending(
+                try! .init(
+                    .float,
+                    "^[-+]?(?:0|[1-9][0-9]*)(?:\\.[0-9]+)?(?:[eE][-+]?[0-9]+)?$|^[-+]?\\.[0-9]+(?:[eE][-+]?[0-9]+)?$|^[-+]?(?:0|[1-9][0-9]*)\\.$"
+                ))
     }()
 
     /// Parses `text`; records a syntax error (with its line and column) and returns nil when it is
@@ -47,7 +51,9 @@ final class YAMLReader {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
             .composer(let context, let problem, let mark, _):
             var message = "YAML syntax error: \(problem)"
-            if let context { message += " (\(context.text) at line \(context.mark.line), column \(context.mark.column))" }
+            if let context {
+                message += " (\(context.text) at line \(context.mark.line), column \(context.mark.column))"
+            }
             fail(message, line: mark.line, column: mark.column)
         case .duplicatedKeysInMapping(let duplicates, let context):
             let names = duplicates.map { "'\($0)'" }.joined(separator: ", ")
@@ -138,7 +144,8 @@ final class YAMLReader {
 
     /// `unknown field 'nmae' (expected one of name, key, kind)`.
     static func unknown(_ thing: String, _ name: String, expected: [String]) -> String {
-        "unknown \(thing) '\(name)' (expected " + (expected.count == 1 ? "\(expected[0]))" : "one of \(expected.joined(separator: ", ")))")
+        "unknown \(thing) '\(name)' (expected "
+            + (expected.count == 1 ? "\(expected[0]))" : "one of \(expected.joined(separator: ", ")))")
     }
 
     /// `node` as a mapping, or nil with an error.
@@ -181,7 +188,9 @@ final class YAMLReader {
     /// An integer scalar within `range`.
     func integer(_ node: Node, what: String, in range: ClosedRange<Int64>) -> Int64? {
         if case .integer(let value) = scalarValue(node), range.contains(value) { return value }
-        let bounds = range.upperBound == Int64.max ? "at least \(range.lowerBound)" : "from \(range.lowerBound) to \(range.upperBound)"
+        let bounds =
+            range.upperBound == Int64.max
+            ? "at least \(range.lowerBound)" : "from \(range.lowerBound) to \(range.upperBound)"
         fail("expected \(what): an integer \(bounds) (got \(YAMLReader.describe(node)))", at: node)
         return nil
     }
@@ -189,7 +198,9 @@ final class YAMLReader {
     /// A number scalar (integer or decimal) within `range`.
     func number(_ node: Node, what: String, in range: ClosedRange<Double>) -> Double? {
         if let value = scalarValue(node)?.doubleValue, range.contains(value) { return value }
-        fail("expected \(what): a number from \(range.lowerBound.formatted) to \(range.upperBound.formatted) (got \(YAMLReader.describe(node)))", at: node)
+        fail(
+            "expected \(what): a number from \(range.lowerBound.formatted) to \(range.upperBound.formatted) (got \(YAMLReader.describe(node)))",
+            at: node)
         return nil
     }
 
@@ -203,7 +214,11 @@ final class YAMLReader {
             return duration
         }
         let got: String
-        if case .scalar(let scalar) = node, node.tagName != .null { got = "'\(scalar.string)'" } else { got = YAMLReader.describe(node) }
+        if case .scalar(let scalar) = node, node.tagName != .null {
+            got = "'\(scalar.string)'"
+        } else {
+            got = YAMLReader.describe(node)
+        }
         fail("expected \(Duration.expected) (got \(got))", at: node)
         return nil
     }
@@ -219,7 +234,9 @@ final class YAMLReader {
             if let value = Int64(text.hasPrefix("+") ? String(text.dropFirst()) : text) { return .integer(value) }
             return Double(text).map(JSONValue.double)  // beyond Int64: keep it a number
         case .float:
-            guard let value = Double(text.hasSuffix(".") ? text + "0" : text), value.isFinite else { return .string(text) }
+            guard let value = Double(text.hasSuffix(".") ? text + "0" : text), value.isFinite else {
+                return .string(text)
+            }
             return .double(value)
         default: return .string(text)
         }
