@@ -10,8 +10,6 @@ struct ParsedDefinition {
     var keyNode: Node
     /// Each `in_audience`/`computed` reference with the node of its key.
     var references: [(reference: Condition.Reference, node: Node)]
-    /// Each destination named in `destinations:` with its node.
-    var destinationNodes: [(name: String, node: Node)]
 }
 
 /// Reads one definition file into a `Definition`, recording every error in the reader.
@@ -104,7 +102,6 @@ struct DefinitionParser {
         if let node = fields["schedule"], let value = reader.duration(node) { schedule = value }
 
         var destinations = configuration.destinations.map(\.name)
-        var destinationNodes: [(name: String, node: Node)] = []
         if let node = fields["destinations"], let items = reader.list(node, what: "a list of destination names") {
             destinations = []
             for item in items {
@@ -122,7 +119,6 @@ struct DefinitionParser {
                     reader.fail("unknown destination '\(destination)' (\(known))", at: item)
                 }
                 destinations.append(destination)
-                destinationNodes.append((destination, item))
             }
         }
 
@@ -154,8 +150,7 @@ struct DefinitionParser {
             name: name, key: key, kind: kind, description: description, condition: condition, compute: compute,
             destinations: destinations, schedule: schedule, enabled: enabled, file: reader.file)
         return ParsedDefinition(
-            definition: definition, nameNode: nameNode, keyNode: fields["key"] ?? nameNode, references: references,
-            destinationNodes: destinationNodes)
+            definition: definition, nameNode: nameNode, keyNode: fields["key"] ?? nameNode, references: references)
     }
 
     // MARK: Conditions
