@@ -495,7 +495,7 @@ struct DefinitionParser {
     }
 
     /// A string, number or boolean (not null, list or mapping).
-    private func scalarOperand(_ node: Node, for op: Predicate.Operator) -> JSONValue? {
+    private func scalarOperand(_ node: Node, for op: Predicate.Operator) -> Literal? {
         switch reader.scalarValue(node) {
         case .null?:
             reader.fail(
@@ -511,7 +511,7 @@ struct DefinitionParser {
     }
 
     /// A string or number: what `gt`, `gte`, `lt`, `lte` order.
-    private func orderedOperand(_ node: Node, for op: Predicate.Operator) -> JSONValue? {
+    private func orderedOperand(_ node: Node, for op: Predicate.Operator) -> Literal? {
         switch reader.scalarValue(node) {
         case let value? where value.isNumber: return value
         case .string(let text)?: return .string(text)
@@ -534,7 +534,7 @@ struct DefinitionParser {
                 }
             case .in(let values), .notIn(let values):
                 if !values.allSatisfy(\.isNumber) {
-                    reader.fail("count compares with numbers (got \(JSONValue.list(values).json))", at: node)
+                    reader.fail("count compares with numbers (got \(Literal.list(values).json))", at: node)
                     return nil
                 }
             case .contains, .notContains, .startsWith, .endsWith, .exists:

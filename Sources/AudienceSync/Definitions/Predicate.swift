@@ -11,7 +11,7 @@ public struct Predicate: Hashable, Sendable, CustomStringConvertible {
     public init(_ comparisons: [Comparison]) { self.comparisons = comparisons }
 
     /// `eq: value`.
-    public static func equals(_ value: JSONValue) -> Predicate { Predicate([.eq(value)]) }
+    public static func equals(_ value: Literal) -> Predicate { Predicate([.eq(value)]) }
 
     /// The default `count` of `performed`: at least one matching event.
     public static let atLeastOne = Predicate([.gte(.integer(1))])
@@ -35,14 +35,14 @@ public struct Predicate: Hashable, Sendable, CustomStringConvertible {
     /// - `contains`/`not_contains`/`starts_with`/`ends_with`: a string, matched case-sensitively;
     /// - `exists`: `true` (present and not null) or `false` (missing or null).
     public enum Comparison: Hashable, Sendable {
-        case eq(JSONValue)
-        case ne(JSONValue)
-        case gt(JSONValue)
-        case gte(JSONValue)
-        case lt(JSONValue)
-        case lte(JSONValue)
-        case `in`([JSONValue])
-        case notIn([JSONValue])
+        case eq(Literal)
+        case ne(Literal)
+        case gt(Literal)
+        case gte(Literal)
+        case lt(Literal)
+        case lte(Literal)
+        case `in`([Literal])
+        case notIn([Literal])
         case contains(String)
         case notContains(String)
         case startsWith(String)
@@ -68,7 +68,7 @@ public struct Predicate: Hashable, Sendable, CustomStringConvertible {
         }
 
         /// The operand as a JSON value (a list for `in`/`not_in`, a string or boolean otherwise).
-        public var operand: JSONValue {
+        public var operand: Literal {
             switch self {
             case .eq(let value), .ne(let value), .gt(let value), .gte(let value), .lt(let value), .lte(let value):
                 return value

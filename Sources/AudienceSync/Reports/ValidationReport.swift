@@ -6,12 +6,12 @@ public enum ValidationReport {
         let items = set.definitions.map { definition in
             "{"
                 + [
-                    "\"name\":" + JSONValue.quote(definition.name),
-                    "\"key\":" + JSONValue.quote(definition.key),
-                    "\"kind\":" + JSONValue.quote(definition.kind.rawValue),
-                    "\"file\":" + JSONValue.quote(definition.file),
-                    "\"destinations\":[" + definition.destinations.map(JSONValue.quote).joined(separator: ",") + "]",
-                    "\"schedule\":" + JSONValue.quote(definition.schedule.description),
+                    "\"name\":" + Literal.quote(definition.name),
+                    "\"key\":" + Literal.quote(definition.key),
+                    "\"kind\":" + Literal.quote(definition.kind.rawValue),
+                    "\"file\":" + Literal.quote(definition.file),
+                    "\"destinations\":[" + definition.destinations.map(Literal.quote).joined(separator: ",") + "]",
+                    "\"schedule\":" + Literal.quote(definition.schedule.description),
                 ].joined(separator: ",") + "}"
         }
         return "{\"definitions\":[" + items.joined(separator: ",") + "]}"

@@ -18,7 +18,7 @@ final class YAMLReader {
         self.code = code
     }
 
-    /// Plain scalars typed by the YAML 1.2 core schema, narrowed to JSON (see `JSONValue`):
+    /// Plain scalars typed by the YAML 1.2 core schema, narrowed to JSON (see `Literal`):
     /// no YAML 1.1 `yes`/`no`/`on`/`off` booleans, octal, sexagesimal numbers or timestamps.
     static let resolver: Resolver = {
         // swiftlint:disable force_try
@@ -223,8 +223,8 @@ final class YAMLReader {
         return nil
     }
 
-    /// A scalar as a typed `JSONValue`; nil for lists, mappings and aliases (no error recorded).
-    func scalarValue(_ node: Node) -> JSONValue? {
+    /// A scalar as a typed `Literal`; nil for lists, mappings and aliases (no error recorded).
+    func scalarValue(_ node: Node) -> Literal? {
         guard case .scalar(let scalar) = node else { return nil }
         let text = scalar.string
         switch node.tagName {
@@ -232,7 +232,7 @@ final class YAMLReader {
         case .bool: return .bool(text.lowercased() == "true")
         case .int:
             if let value = Int64(text.hasPrefix("+") ? String(text.dropFirst()) : text) { return .integer(value) }
-            return Double(text).map(JSONValue.double)  // beyond Int64: keep it a number
+            return Double(text).map(Literal.double)  // beyond Int64: keep it a number
         case .float:
             guard let value = Double(text.hasSuffix(".") ? text + "0" : text), value.isFinite else {
                 return .string(text)

@@ -1,4 +1,4 @@
-/// A JSON value as written in a definition, keeping the YAML type (SPEC §4.2: comparisons are
+/// A literal value (a JSON scalar or list) as written in a definition, keeping the YAML type (SPEC §4.2: comparisons are
 /// strictly typed).
 ///
 /// Plain YAML scalars follow the YAML 1.2 core schema, narrowed to what JSON can hold:
@@ -6,13 +6,13 @@
 /// null; everything else — and every quoted scalar (`"5"`, `'true'`) — is a string. In particular
 /// `yes`, `no`, `on`, `off`, `007`, `1:30` and `2026-01-01` are strings, not YAML 1.1 booleans,
 /// octal or sexagesimal numbers or timestamps.
-public enum JSONValue: Hashable, Sendable, CustomStringConvertible {
+public enum Literal: Hashable, Sendable, CustomStringConvertible {
     case string(String)
     case integer(Int64)
     case double(Double)
     case bool(Bool)
     case null
-    case list([JSONValue])
+    case list([Literal])
 
     /// Whether this is a number (`integer` or `double`); numbers compare with each other.
     public var isNumber: Bool {
@@ -47,7 +47,7 @@ public enum JSONValue: Hashable, Sendable, CustomStringConvertible {
     /// The value as JSON text (`"a\"b"`, `5`, `2.5`, `true`, `null`, `[1,"x"]`).
     public var json: String {
         switch self {
-        case .string(let value): return JSONValue.quote(value)
+        case .string(let value): return Literal.quote(value)
         case .integer(let value): return String(value)
         case .double(let value):
             if value.isFinite, value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) + ".0" }
