@@ -1,0 +1,108 @@
+import Foundation
+
+/// Runs a built executable of this package and captures what it printed.
+struct Binary {
+    let path: String
+
+    /// The executable `name` in the build's products folder (next to the test bundle).
+    init(_ name: String) {
+        var url = Bundle.main.bundleURL
+        for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
+            url = bundle.bundleURL.deletingLastPathComponent()
+        }
+        var candidate = url.appendingPathComponent(name).path
+        if !FileManager.default.isExecutableFile(atPath: candidate) {
+            // swift-testing runs from a helper executable in the products folder itself.
+            candidate = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+                .appendingPathComponent(name).path
+        }
+        path = candidate
+    }
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs the executable with `arguments` in `directory`, with `stdin` as its standard input.
+    func run(_ arguments: [String], in directory: String? = nil, stdin: String? = nil, environment: [String: String] = [:])
+        throws -> Result
+    {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        var env = ProcessInfo.processInfo.environment
+        env["AUDIENCE_SYNC_CONFIG"] = nil
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        let output = Pipe()
+        let errors = Pipe()
+        let input = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        // Read both pipes to the end before waiting, so a chatty child never blocks on a full pipe.
+        let group = DispatchGroup()
+        nonisolated(unsafe) var errorData = Data()
+        group.enter()
+        DispatchQueue.global().async {
+            errorData = errors.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
+        let outputData = output.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus, stdout: String(decoding: outputData, as: UTF8.self),
+            stderr: String(decoding: errorData, as: UTF8.self))
+    }
+}
+
+/// The repository root (for `fixtures/`), found from this file's path.
+let repositoryRoot: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.path
+}()
+
+/// A fresh temporary folder, removed when released.
+final class ScratchDirectory {
+    let path: String
+
+    init() throws {
+        path = (NSTemporaryDirectory() as NSString).appendingPathComponent("audience-sync-e2e-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
+
+    @discardableResult
+    func write(_ name: String, _ text: String) throws -> String {
+        let file = self.file(name)
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        return file
+    }
+
+    /// Copies the demo project (`fixtures/demo`) into this folder.
+    func copyDemo() throws {
+        let demo = (repositoryRoot as NSString).appendingPathComponent("fixtures/demo")
+        for item in try FileManager.default.contentsOfDirectory(atPath: demo) {
+            try FileManager.default.copyItem(atPath: (demo as NSString).appendingPathComponent(item), toPath: file(item))
+        }
+    }
+}
+
+/// Parses a JSON document printed by the binary.
+func parseJSON(_ text: String) throws -> [String: Any] {
+    guard let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+        throw CocoaError(.coderReadCorrupt)
+    }
+    return object
+}
