@@ -94,6 +94,8 @@ public struct IngestProgress: Sendable {
 /// Streams NDJSON into the event store (SPEC §3.1): validates each line, stores the valid messages
 /// in large transactions with prepared statements, and counts duplicates and rejections.
 ///
+/// Two threads share the work: one reads and validates lines into batches (`LineStager`), the
+/// calling thread stores them, so parsing runs on one core while SQLite runs on the other.
 /// Use one `Ingester` per command: `ingest(path:)` for each input, then `finish()`.
 public final class Ingester {
     private let store: EventStore
@@ -101,7 +103,6 @@ public final class Ingester {
     private let logger: Logger
     private let progress: ((IngestProgress) -> Void)?
     private var summary = IngestSummary()
-    private var validator: MessageValidator
     private let started = Date()
 
     private let insertEvent: Statement
@@ -109,18 +110,17 @@ public final class Ingester {
     private let upsertLink: Statement
     private var inTransaction = false
     private var pendingInTransaction = 0
-    /// Earliest event time of each user seen in the open transaction (written at commit).
+    /// Earliest event time of each user stored in the open transaction (merged at commit).
     private var usersSeen: [String: Int64] = [:]
-    /// Earliest linking message of each (anonymous id, user id) pair in the open transaction.
+    /// Earliest linking message of each (anonymous id, user id) pair stored in the open transaction.
     private var linksSeen: [LinkKey: (time: Int64, messageId: String)] = [:]
-    private var rejects: FileHandle?
-    private var members: [JSONMember] = []
-    private var lastProgressLines = 0
 
     private struct LinkKey: Hashable {
         var anonymousId: String
         var userId: String
     }
+    private var rejects: FileHandle?
+    private var lastProgressLines = 0
 
     public init(
         store: EventStore, options: IngestOptions, logger: Logger, progress: ((IngestProgress) -> Void)? = nil
@@ -129,7 +129,6 @@ public final class Ingester {
         self.options = options
         self.logger = logger
         self.progress = progress
-        validator = MessageValidator(ingestTime: options.now)
         let database = store.database
         insertEvent = try database.prepare(
             """
@@ -170,42 +169,47 @@ public final class Ingester {
             }
         }
         defer { if descriptor != 0 { close(descriptor) } }
-        var reader = LineReader(descriptor: descriptor)
-        defer { reader.deallocate() }
-        let bytesBefore = summary.bytes
-        do {
-            while let line = try reader.next() {
-                summary.bytes = bytesBefore + reader.bytesRead
-                switch line {
-                case .tooLong:
-                    summary.lines += 1
-                    try reject(
-                        IngestError(
-                            file: name, line: reader.lineNumber,
-                            reason: "line longer than \(LineReader.maximumLineLength >> 20) MiB"), input: nil)
-                case .text(let bytes):
-                    if isBlank(bytes) { continue }
-                    summary.lines += 1
-                    try ingestLine(bytes, file: name, line: reader.lineNumber)
-                }
-                if summary.lines - lastProgressLines >= 100_000 {
-                    lastProgressLines = summary.lines
-                    progress?(
-                        IngestProgress(
-                            lines: summary.lines, bytes: summary.bytes, accepted: summary.accepted,
-                            seconds: Date().timeIntervalSince(started)))
-                }
-            }
-        } catch let error as AudienceSyncError where error.file == nil {
-            var located = error
-            located.file = name
-            throw located
+
+        let queue = BoundedQueue<StagedBatch>(capacity: 4)
+        let finished = DispatchSemaphore(value: 0)
+        var stager = LineStager(validator: MessageValidator(ingestTime: options.now), strict: options.strict)
+        stager.sawRejection = !summary.stored
+        let parser = Thread { [stager] in
+            var stager = stager
+            stager.stage(descriptor: descriptor, file: name) { queue.put($0) }
+            queue.close()
+            finished.signal()
         }
-        summary.bytes = bytesBefore + reader.bytesRead
+        parser.name = "audience-sync ingest parser"
+        parser.start()
+        // Whatever happens here, the parser is stopped and gone before the descriptor is closed.
+        defer {
+            queue.close()
+            finished.wait()
+        }
+
+        let bytesBefore = summary.bytes
+        while let batch = queue.take() {
+            try store(batch)
+            summary.bytes = bytesBefore + batch.bytes
+            if let failure = batch.failure {
+                if var error = failure as? AudienceSyncError, error.file == nil {
+                    error.file = name
+                    throw error
+                }
+                throw failure
+            }
+            if summary.lines - lastProgressLines >= 100_000 {
+                lastProgressLines = summary.lines
+                progress?(
+                    IngestProgress(
+                        lines: summary.lines, bytes: summary.bytes, accepted: summary.accepted,
+                        seconds: Date().timeIntervalSince(started)))
+            }
+        }
     }
 
-    /// Commits what is pending (or, under `--strict` with rejections, rolls everything back)
-    /// and returns the summary.
+    /// Commits what is pending (under `--strict` with rejections, nothing is) and returns the summary.
     public func finish() throws -> IngestSummary {
         if summary.stored {
             try commit()
@@ -228,123 +232,69 @@ public final class Ingester {
     public func abandon() {
         store.database.rollbackQuietly()
         inTransaction = false
-    }
-
-    // MARK: Lines
-
-    private func isBlank(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        bytes.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
-    }
-
-    private func ingestLine(_ bytes: UnsafeBufferPointer<UInt8>, file: String, line: Int) throws {
-        members.removeAll(keepingCapacity: true)
-        var scanner = JSONScanner(bytes)
-        do {
-            try scanner.scanObjectDocument(into: &members)
-        } catch let error as JSONScanner.NotAnObject {
-            return try reject(
-                IngestError(file: file, line: line, reason: "not a JSON object (got \(error.kind))"), input: bytes)
-        } catch let error as JSONSyntaxError {
-            return try reject(IngestError(file: file, line: line, reason: "not valid JSON: \(error)"), input: bytes)
-        }
-
-        guard let batch = members.first(where: { JSONScanner.key($0, in: bytes, equals: "batch") }) else {
-            switch validator.validate(members: members, range: 0..<bytes.count, in: bytes) {
-            case .success(let message): try store(message, in: bytes)
-            case .failure(let rejection):
-                try reject(IngestError(file: file, line: line, reason: rejection.reason), input: bytes)
-            }
-            return
-        }
-
-        // A /v1/batch envelope: each message is validated on its own.
-        guard batch.kind == .array else {
-            return try reject(
-                IngestError(file: file, line: line, reason: "'batch' must be an array of messages (got \(batch.kind))"),
-                input: bytes)
-        }
-        var defaults = EnvelopeDefaults()
-        for member in members {
-            if JSONScanner.key(member, in: bytes, equals: "context"), member.kind != .null {
-                defaults.context = member
-            } else if JSONScanner.key(member, in: bytes, equals: "sentAt"), member.kind != .null {
-                let inner = (member.value.lowerBound + 1)..<(member.value.upperBound - 1)
-                guard member.kind == .string, let time = Timestamp.parse(UnsafeBufferPointer(rebasing: bytes[inner]))
-                else {
-                    return try reject(
-                        IngestError(
-                            file: file, line: line,
-                            reason: "the envelope's 'sentAt' is not an ISO-8601 time with a zone"), input: bytes)
-                }
-                defaults.sentAt = member
-                defaults.sentAtTime = time
-            }
-        }
-        let elements = try JSONScanner.elements(of: batch.value, in: bytes)
-        for (index, element) in elements.enumerated() {
-            let elementBytes = UnsafeBufferPointer(rebasing: bytes[element.range])
-            guard element.kind == .object else {
-                try reject(
-                    IngestError(file: file, line: line, index: index, reason: "not a JSON object (got \(element.kind))"),
-                    input: elementBytes)
-                continue
-            }
-            let elementMembers = try JSONScanner.members(of: element.range, in: bytes)
-            switch validator.validate(members: elementMembers, range: element.range, in: bytes, envelope: defaults) {
-            case .success(let message): try store(message, in: bytes)
-            case .failure(let rejection):
-                try reject(
-                    IngestError(file: file, line: line, index: index, reason: rejection.reason), input: elementBytes)
-            }
-        }
+        usersSeen.removeAll()
+        linksSeen.removeAll()
     }
 
     // MARK: Storing
 
-    private func store(_ message: ValidMessage, in bytes: UnsafeBufferPointer<UInt8>) throws {
-        guard summary.stored else {
-            // --strict after a rejection: keep validating to report every bad line, store nothing.
-            summary.accepted += 1
-            return
+    private func store(_ batch: StagedBatch) throws {
+        summary.lines += batch.lines
+        for rejected in batch.rejected { try reject(rejected) }
+        guard summary.stored else { return }
+        try batch.arena.withUnsafeBytes { arena in
+            defer { insertEvent.clearBindings() }
+            for message in batch.messages { try store(message, arena: arena) }
         }
+    }
+
+    private func store(_ message: StagedBatch.Message, arena: UnsafeRawBufferPointer) throws {
         if !inTransaction {
             try store.database.execute("BEGIN IMMEDIATE TRANSACTION")
             inTransaction = true
         }
         let statement = insertEvent
         statement.reset()
-        try statement.bind(.text(message.messageId), at: 1)
-        try statement.bind(.text(message.type.rawValue), at: 2)
-        try statement.bind(.text(message.userId), at: 3)
-        try statement.bind(.text(message.anonymousId), at: 4)
-        try statement.bind(.text(message.eventName), at: 5)
+        func bind(_ range: Range<Int>?, at index: Int) throws {
+            if let range {
+                try statement.bindTextNoCopy(UnsafeRawBufferPointer(rebasing: arena[range]), at: index)
+            } else {
+                try statement.bindNull(at: index)
+            }
+        }
+        try bind(message.messageId, at: 1)
+        try statement.bindTextNoCopy(message.type.utf8Name, at: 2)
+        try bind(message.userId, at: 3)
+        try bind(message.anonymousId, at: 4)
+        try bind(message.eventName, at: 5)
         try statement.bindInt64(message.time, at: 6)
         try statement.bindInt64(options.now, at: 7)
-        switch message.body {
-        case .line(let range): try statement.bindText(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[range])), at: 8)
-        case .rebuilt(let rebuilt): try rebuilt.withUnsafeBytes { try statement.bindText($0, at: 8) }
-        }
+        try bind(message.body, at: 8)
         try statement.step()
         guard store.database.changes == 1 else {
             summary.duplicates += 1
             return
         }
         summary.accepted += 1
-        if let userId = message.userId {
+        if let userRange = message.userId {
+            func text(_ range: Range<Int>) -> String {
+                String(decoding: UnsafeRawBufferPointer(rebasing: arena[range]), as: UTF8.self)
+            }
+            let userId = text(userRange)
             if let seen = usersSeen[userId] {
                 if message.time < seen { usersSeen[userId] = message.time }
             } else {
                 usersSeen[userId] = message.time
             }
-            if let linked = message.type == .alias ? message.previousId : message.anonymousId, linked != userId {
+            // Both ids on one message link them; an alias links its previousId too.
+            for linkedRange in [message.anonymousId, message.previousId] {
+                guard let linkedRange else { continue }
+                let linked = text(linkedRange)
+                guard linked != userId else { continue }
                 let key = LinkKey(anonymousId: linked, userId: userId)
-                if let seen = linksSeen[key] {
-                    if (message.time, message.messageId) < (seen.time, seen.messageId) {
-                        linksSeen[key] = (message.time, message.messageId)
-                    }
-                } else {
-                    linksSeen[key] = (message.time, message.messageId)
-                }
+                let messageId = text(message.messageId)
+                if let seen = linksSeen[key], (seen.time, seen.messageId) <= (message.time, messageId) { continue }
+                linksSeen[key] = (message.time, messageId)
             }
         } else {
             summary.anonymous += 1
@@ -372,19 +322,20 @@ public final class Ingester {
             throw error
         }
         inTransaction = false
+        pendingInTransaction = 0
         usersSeen.removeAll(keepingCapacity: true)
         linksSeen.removeAll(keepingCapacity: true)
-        pendingInTransaction = 0
     }
 
     // MARK: Rejections
 
-    private func reject(_ error: IngestError, input: UnsafeBufferPointer<UInt8>?) throws {
+    private func reject(_ rejected: StagedBatch.Rejected) throws {
+        let error = rejected.error
         summary.rejected += 1
         if summary.errors.count < IngestOptions.maximumErrorsKept { summary.errors.append(error) }
         logger.debug("rejected", metadata: ["where": "\(error.file):\(error.line)", "reason": "\(error.reason)"])
         if options.strict && summary.stored {
-            // Nothing may be stored: undo this run's work and only validate from here on.
+            // Nothing may be stored: undo this run's work; the stager stops staging messages.
             store.database.rollbackQuietly()
             inTransaction = false
             summary.stored = false
@@ -397,7 +348,7 @@ public final class Ingester {
         if let rejects {
             var record = error.json
             if case .object(var members) = record {
-                members.append(JSONValue.Member("input", Ingester.rejectedInput(input)))
+                members.append(JSONValue.Member("input", rejected.input))
                 record = .object(members)
             }
             var bytes: [UInt8] = []

@@ -25,7 +25,11 @@ public final class Database {
     public let mode: Mode
 
     /// Opens (and for `.readWrite`, creates) the database at `path`.
-    public init(path: String, mode: Mode = .readWrite, busyTimeoutMilliseconds: Int32 = 10_000) throws {
+    /// - Parameter pageSize: the page size of a database created by this call (SQLite fixes it at
+    ///   creation, and WAL mode keeps it); ignored for an existing database.
+    public init(path: String, mode: Mode = .readWrite, busyTimeoutMilliseconds: Int32 = 10_000, pageSize: Int = 16_384)
+        throws
+    {
         self.path = path
         self.mode = mode
         var flags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
@@ -47,6 +51,7 @@ public final class Database {
         sqlite3_extended_result_codes(handle, 1)
         sqlite3_busy_timeout(handle, busyTimeoutMilliseconds)
         if mode == .readWrite {
+            try execute("PRAGMA page_size = \(pageSize)")
             try execute("PRAGMA journal_mode = WAL")
             try execute("PRAGMA synchronous = FULL")
         }

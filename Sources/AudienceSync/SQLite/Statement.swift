@@ -68,6 +68,17 @@ public final class Statement {
                 handle, Int32(index), textPointer(bytes.baseAddress), Int32(bytes.count), SQLiteDestructor.transient))
     }
 
+    /// Binds UTF-8 text from raw bytes WITHOUT copying them: the bytes must stay valid and unchanged
+    /// until the statement has been stepped and re-bound or `clearBindings()` was called.
+    public func bindTextNoCopy(_ bytes: UnsafeRawBufferPointer, at index: Int) throws {
+        try check(sqlite3_bind_text(handle, Int32(index), textPointer(bytes.baseAddress), Int32(bytes.count), nil))
+    }
+
+    /// Sets every parameter to NULL (drops references to bytes bound without copying).
+    public func clearBindings() {
+        sqlite3_clear_bindings(handle)
+    }
+
     public func bindInt64(_ value: Int64, at index: Int) throws {
         try check(sqlite3_bind_int64(handle, Int32(index), value))
     }

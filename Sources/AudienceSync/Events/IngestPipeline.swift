@@ -1,0 +1,236 @@
+import Foundation
+
+/// Validated messages of a run of input lines, copied out of the reader's buffer so that one
+/// thread can parse the next lines while another stores these.
+final class StagedBatch: @unchecked Sendable {
+    /// A message whose texts are byte ranges of `arena`, so that they can be bound without copies.
+    struct Message {
+        var type: MessageType
+        var time: Int64
+        var messageId: Range<Int>
+        var userId: Range<Int>?
+        var anonymousId: Range<Int>?
+        var eventName: Range<Int>?
+        /// `alias` only.
+        var previousId: Range<Int>?
+        /// The message JSON.
+        var body: Range<Int>
+    }
+
+    struct Rejected {
+        var error: IngestError
+        var input: JSONValue
+    }
+
+    /// The bytes of every message body, back to back.
+    var arena: [UInt8] = []
+    var messages: [Message] = []
+    var rejected: [Rejected] = []
+    /// Non-blank lines read for this batch, and input bytes consumed up to its end.
+    var lines = 0
+    var bytes = 0
+    /// Set on the last batch of an input when reading failed.
+    var failure: (any Error)?
+
+    init() {
+        arena.reserveCapacity(StagedBatch.capacity * 768)
+        messages.reserveCapacity(StagedBatch.capacity)
+    }
+
+    /// Messages per batch: large enough to amortize the hand-off, small enough to stay in cache.
+    static let capacity = 2048
+
+    var isFull: Bool { messages.count + rejected.count >= StagedBatch.capacity }
+
+    func append(_ message: ValidMessage, from bytes: UnsafeBufferPointer<UInt8>) {
+        func store(_ text: String?) -> Range<Int>? {
+            guard let text else { return nil }
+            let start = arena.count
+            arena.append(contentsOf: text.utf8)
+            return start..<arena.count
+        }
+        let messageId = store(message.messageId)!
+        let userId = store(message.userId)
+        let anonymousId = store(message.anonymousId)
+        let eventName = store(message.eventName)
+        let previousId = store(message.previousId)
+        let start = arena.count
+        switch message.body {
+        case .line(let range): arena.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[range]))
+        case .rebuilt(let rebuilt): arena.append(contentsOf: rebuilt)
+        }
+        messages.append(
+            Message(
+                type: message.type, time: message.time, messageId: messageId, userId: userId,
+                anonymousId: anonymousId, eventName: eventName, previousId: previousId, body: start..<arena.count))
+    }
+}
+
+/// A queue of fixed capacity between one producer thread and one consumer.
+final class BoundedQueue<Element>: @unchecked Sendable {
+    private var items: [Element] = []
+    private let capacity: Int
+    private let condition = NSCondition()
+    private var closed = false
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    /// Adds `item`, waiting while the queue is full; false when the consumer has closed it.
+    @discardableResult
+    func put(_ item: Element) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while items.count >= capacity && !closed { condition.wait() }
+        guard !closed else { return false }
+        items.append(item)
+        condition.broadcast()
+        return true
+    }
+
+    /// Removes the oldest item, waiting while the queue is empty; nil once closed and drained.
+    func take() -> Element? {
+        condition.lock()
+        defer { condition.unlock() }
+        while items.isEmpty && !closed { condition.wait() }
+        guard !items.isEmpty else { return nil }
+        let item = items.removeFirst()
+        condition.broadcast()
+        return item
+    }
+
+    /// No more items will be put (producer) or taken (consumer).
+    func close() {
+        condition.lock()
+        closed = true
+        condition.broadcast()
+        condition.unlock()
+    }
+}
+
+/// The parsing half of an ingest: reads lines, validates them, and stages the valid messages and
+/// the rejections in batches, in input order.
+struct LineStager {
+    var validator: MessageValidator
+    /// Under `--strict`, once a line is rejected nothing will be stored: stop copying messages.
+    var strict: Bool
+    var sawRejection = false
+    private var members: [JSONMember] = []
+
+    init(validator: MessageValidator, strict: Bool) {
+        self.validator = validator
+        self.strict = strict
+    }
+
+    /// Reads `descriptor` to the end, handing each full batch to `emit`.
+    mutating func stage(descriptor: Int32, file: String, emit: (StagedBatch) -> Bool) {
+        var reader = LineReader(descriptor: descriptor)
+        defer { reader.deallocate() }
+        var batch = StagedBatch()
+        do {
+            while let line = try reader.next() {
+                switch line {
+                case .tooLong:
+                    batch.lines += 1
+                    reject(
+                        IngestError(
+                            file: file, line: reader.lineNumber,
+                            reason: "line longer than \(LineReader.maximumLineLength >> 20) MiB"), input: nil, into: batch)
+                case .text(let bytes):
+                    if LineStager.isBlank(bytes) { continue }
+                    batch.lines += 1
+                    stageLine(bytes, file: file, line: reader.lineNumber, into: batch)
+                }
+                if batch.isFull {
+                    batch.bytes = reader.bytesRead
+                    guard emit(batch) else { return }
+                    batch = StagedBatch()
+                }
+            }
+        } catch {
+            batch.failure = error
+        }
+        batch.bytes = reader.bytesRead
+        _ = emit(batch)
+    }
+
+    static func isBlank(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        bytes.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
+    }
+
+    private mutating func reject(_ error: IngestError, input: UnsafeBufferPointer<UInt8>?, into batch: StagedBatch) {
+        sawRejection = true
+        batch.rejected.append(StagedBatch.Rejected(error: error, input: Ingester.rejectedInput(input)))
+    }
+
+    private mutating func accept(_ message: ValidMessage, from bytes: UnsafeBufferPointer<UInt8>, into batch: StagedBatch) {
+        if strict && sawRejection { return }
+        batch.append(message, from: bytes)
+    }
+
+    private mutating func stageLine(_ bytes: UnsafeBufferPointer<UInt8>, file: String, line: Int, into batch: StagedBatch) {
+        members.removeAll(keepingCapacity: true)
+        var scanner = JSONScanner(bytes)
+        do {
+            try scanner.scanObjectDocument(into: &members)
+        } catch let error as JSONScanner.NotAnObject {
+            return reject(
+                IngestError(file: file, line: line, reason: "not a JSON object (got \(error.kind))"), input: bytes,
+                into: batch)
+        } catch {
+            return reject(IngestError(file: file, line: line, reason: "not valid JSON: \(error)"), input: bytes, into: batch)
+        }
+
+        guard let batchMember = members.first(where: { JSONScanner.key($0, in: bytes, equals: "batch") }) else {
+            switch validator.validate(members: members, range: 0..<bytes.count, in: bytes) {
+            case .success(let message): accept(message, from: bytes, into: batch)
+            case .failure(let rejection):
+                reject(IngestError(file: file, line: line, reason: rejection.reason), input: bytes, into: batch)
+            }
+            return
+        }
+
+        // A /v1/batch envelope: each message is validated on its own.
+        guard batchMember.kind == .array else {
+            return reject(
+                IngestError(
+                    file: file, line: line, reason: "'batch' must be an array of messages (got \(batchMember.kind))"),
+                input: bytes, into: batch)
+        }
+        var defaults = EnvelopeDefaults()
+        for member in members {
+            if JSONScanner.key(member, in: bytes, equals: "context"), member.kind != .null {
+                defaults.context = member
+            } else if JSONScanner.key(member, in: bytes, equals: "sentAt"), member.kind != .null {
+                let inner = (member.value.lowerBound + 1)..<(member.value.upperBound - 1)
+                guard member.kind == .string, let time = Timestamp.parse(UnsafeBufferPointer(rebasing: bytes[inner]))
+                else {
+                    return reject(
+                        IngestError(
+                            file: file, line: line, reason: "the envelope's 'sentAt' is not an ISO-8601 time with a zone"),
+                        input: bytes, into: batch)
+                }
+                defaults.sentAt = member
+                defaults.sentAtTime = time
+            }
+        }
+        // The scanner has validated the whole line, so these cannot fail.
+        let elements = (try? JSONScanner.elements(of: batchMember.value, in: bytes)) ?? []
+        for (index, element) in elements.enumerated() {
+            let elementBytes = UnsafeBufferPointer(rebasing: bytes[element.range])
+            guard element.kind == .object, let elementMembers = try? JSONScanner.members(of: element.range, in: bytes)
+            else {
+                reject(
+                    IngestError(file: file, line: line, index: index, reason: "not a JSON object (got \(element.kind))"),
+                    input: elementBytes, into: batch)
+                continue
+            }
+            switch validator.validate(members: elementMembers, range: element.range, in: bytes, envelope: defaults) {
+            case .success(let message): accept(message, from: bytes, into: batch)
+            case .failure(let rejection):
+                reject(
+                    IngestError(file: file, line: line, index: index, reason: rejection.reason), input: elementBytes,
+                    into: batch)
+            }
+        }
+    }
+}
