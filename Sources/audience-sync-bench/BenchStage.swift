@@ -17,8 +17,8 @@ enum BenchStage: String, CaseIterable {
         for name in text.split(separator: ",") {
             let trimmed = name.trimmingCharacters(in: .whitespaces)
             guard let stage = BenchStage(rawValue: trimmed) else {
-                throw ValidationError(
-                    "--stages: unknown stage '\(trimmed)' (expected \(allCases.map(\.rawValue).joined(separator: ", "))).")
+                let names = allCases.map(\.rawValue).joined(separator: ", ")
+                throw ValidationError("--stages: unknown stage '\(trimmed)' (expected \(names)).")
             }
             chosen.insert(stage)
         }
