@@ -56,7 +56,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["AudienceSync", "audience-sync"],
+            dependencies: ["AudienceSync", "audience-sync", "audience-sync-bench"],
             swiftSettings: strict
         ),
     ]

@@ -1,12 +1,113 @@
 import ArgumentParser
 import AudienceSync
+import Foundation
 
 /// The benchmark entry point: `swift run -c release audience-sync-bench`.
+///
+/// Generates synthetic events with the project's own generator (fixed seed), runs the engine's
+/// real code paths stage by stage, prints progress on standard error and one JSON object of
+/// figures on standard output (see `BENCHMARKS.md`).
 @main
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audience-sync-bench",
-        abstract: "Measure ingest, compute, diff and delivery on synthetic data; prints one JSON object.")
+        abstract: "Measure ingest, compute, diff and delivery on synthetic data; prints one JSON object.",
+        discussion: """
+            Stages not implemented yet are skipped with a note on standard error; their figures are null.
 
-    func run() throws {}
+            Examples:
+              swift run -c release audience-sync-bench --events 200000 --stages ingest
+              swift run -c release audience-sync-bench --db /tmp/bench.sqlite3 --stages compute
+            """)
+
+    @Option(help: ArgumentHelp("How many distinct users (default: events / 20).", valueName: "n"))
+    var users: Int?
+
+    @Option(help: ArgumentHelp("How many messages to generate.", valueName: "m"))
+    var events = 2_000_000
+
+    @Option(help: ArgumentHelp("The generator's random seed.", valueName: "s"))
+    var seed: UInt64 = 1
+
+    @Option(help: ArgumentHelp("Comma-separated stages to run: ingest, compute, diff, deliver.", valueName: "list"))
+    var stages = BenchStage.allCases.map(\.rawValue).joined(separator: ",")
+
+    @Option(
+        help: ArgumentHelp(
+            "Reuse this database; it is generated and ingested only when missing and ingest is a stage.",
+            valueName: "file"))
+    var db: String?
+
+    @Option(help: ArgumentHelp("Ingest this NDJSON file instead of generating events.", valueName: "file"))
+    var input: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Where generated files go (kept); default: a fresh temporary folder, removed at the end.",
+            valueName: "dir"))
+    var workDir: String?
+
+    @Flag(help: "Keep the temporary work folder (its path is printed on standard error).")
+    var keep = false
+
+    @Option(help: ArgumentHelp("The generator's end of time and the ingest time (ISO-8601).", valueName: "time"))
+    var now = "2026-11-22T12:00:00Z"
+
+    func validate() throws {
+        guard events >= 1 else { throw ValidationError("--events must be at least 1 (got \(events)).") }
+        if let users, users < 1 { throw ValidationError("--users must be at least 1 (got \(users)).") }
+        guard Timestamp.parse(now) != nil else {
+            throw ValidationError("--now: expected an ISO-8601 time like 2026-11-22T12:00:00Z (got '\(now)').")
+        }
+        let requested = try BenchStage.parseList(stages)
+        if let db, !FileManager.default.fileExists(atPath: db), !requested.contains(.ingest) {
+            throw ValidationError("--db '\(db)' does not exist: add ingest to --stages to create it.")
+        }
+        if let input, !FileManager.default.isReadableFile(atPath: input) {
+            throw ValidationError("--input '\(input)' is not a readable file.")
+        }
+    }
+
+    func run() throws {
+        let requested = try BenchStage.parseList(stages)
+        let userCount = users ?? max(1, events / 20)
+        let end = Timestamp.parse(now)!
+        let workFolder = try WorkFolder(path: workDir, keep: keep)
+        defer { workFolder.finish() }
+
+        var report = BenchReport(users: userCount, events: events, seed: seed)
+        report.stages = requested.map(\.rawValue)
+
+        // The database the stages run on: a reused --db, or one made from generated events.
+        let databasePath = db ?? workFolder.file("bench.sqlite3")
+        let reused = db != nil && FileManager.default.fileExists(atPath: databasePath)
+        if reused {
+            if requested.contains(.ingest) {
+                Progress.note("ingest: skipped, reusing the existing database \(databasePath)")
+            }
+            let store = try EventStore(path: databasePath, mode: .readOnly)
+            report.events = try store.eventCount()
+            report.users = try store.userCount()
+            report.databaseBytes = DatabaseFiles.size(of: databasePath)
+        } else if requested.contains(where: \.needsDatabase) {
+            let run = IngestRun(
+                users: userCount, events: events, seed: seed, now: end, input: input,
+                workFolder: workFolder, databasePath: databasePath)
+            try run.measure(into: &report, reportIngest: requested.contains(.ingest))
+        }
+
+        for stage in requested where !stage.isImplemented {
+            Progress.note("\(stage.rawValue): not implemented yet, skipped (its figures are null)")
+        }
+
+        report.peakResidentMebibytes = ProcessFigures.peakResidentMebibytes()
+        FileHandle.standardOutput.write(Data((report.json.jsonString + "\n").utf8))
+    }
+}
+
+extension EventStore {
+    /// The number of known user ids (the `users` table).
+    fileprivate func userCount() throws -> Int {
+        Int(try database.prepare("SELECT count(*) FROM users").scalar()?.int64 ?? 0)
+    }
 }

@@ -1,0 +1,28 @@
+import Foundation
+import ArgumentParser
+
+/// A stage of the benchmark, in the order they run.
+enum BenchStage: String, CaseIterable {
+    case ingest, compute, diff, deliver
+
+    /// Whether the stage is measured yet; the others are skipped with a note and null figures.
+    var isImplemented: Bool { self == .ingest }
+
+    /// Whether the stage needs a database of generated events (made untimed when ingest is not a stage).
+    var needsDatabase: Bool { isImplemented }
+
+    /// `ingest,compute` → the stages, in run order, without repeats.
+    static func parseList(_ text: String) throws -> [BenchStage] {
+        var chosen = Set<BenchStage>()
+        for name in text.split(separator: ",") {
+            let trimmed = name.trimmingCharacters(in: .whitespaces)
+            guard let stage = BenchStage(rawValue: trimmed) else {
+                let names = allCases.map(\.rawValue).joined(separator: ", ")
+                throw ValidationError("--stages: unknown stage '\(trimmed)' (expected \(names)).")
+            }
+            chosen.insert(stage)
+        }
+        guard !chosen.isEmpty else { throw ValidationError("--stages: name at least one stage.") }
+        return allCases.filter(chosen.contains)
+    }
+}
