@@ -1,5 +1,6 @@
 /// Computes audience membership and computed-trait values inside SQLite (SPEC §4), as of a time
-/// `now`, with one set-based query per definition.
+/// `now`: one set-based statement per definition, no per-user round trips, events never loaded
+/// into Swift to be filtered.
 public final class MembershipEngine {
     public let store: EventStore
     public let definitions: DefinitionSet
@@ -11,11 +12,72 @@ public final class MembershipEngine {
 
     /// The members of audience `key` at `now`, sorted by user id.
     public func members(key: String, now: Int64) throws -> [String] {
-        throw AudienceSyncError(.definition, "membership computation is not implemented yet")
+        let definition = try self.definition(key, kind: .audience)
+        var compiler = QueryCompiler(definitions: definitions, now: now)
+        let sql = compiler.statement(for: definition)
+        var members: [String] = []
+        try store.database.prepare(sql).forEachRow(compiler.parameters) { row in
+            if let uid = row.text(0) { members.append(uid) }
+        }
+        return members
     }
 
     /// The values of computed trait `key` at `now`, by user id; users without a value are absent.
     public func values(key: String, now: Int64) throws -> [String: Literal] {
-        throw AudienceSyncError(.definition, "computed traits are not implemented yet")
+        let definition = try self.definition(key, kind: .computedTrait)
+        var compiler = QueryCompiler(definitions: definitions, now: now)
+        let sql = compiler.statement(for: definition)
+        var values: [String: Literal] = [:]
+        try store.database.prepare(sql).forEachRow(compiler.parameters) { row in
+            guard let uid = row.text(0), let json = row.text(1) else { return }
+            values[uid] = try Literal(json: json)
+        }
+        return values
+    }
+
+    /// The SQL and parameters the engine runs for `key` (for `explain --sql` and the benchmark).
+    public func statement(key: String, now: Int64) throws -> (sql: String, parameters: [SQLiteValue]) {
+        guard let definition = definitions[key: key] else { throw unknown(key) }
+        var compiler = QueryCompiler(definitions: definitions, now: now)
+        let sql = compiler.statement(for: definition)
+        return (sql, compiler.parameters)
+    }
+
+    private func definition(_ key: String, kind: Definition.Kind) throws -> Definition {
+        guard let definition = definitions[key: key] else { throw unknown(key) }
+        guard definition.kind == kind else {
+            throw AudienceSyncError(
+                .usage,
+                "'\(key)' is a \(definition.kind.rawValue), not a \(kind.rawValue)", file: definition.file)
+        }
+        return definition
+    }
+
+    private func unknown(_ key: String) -> AudienceSyncError {
+        let keys = definitions.definitions.map(\.key).sorted().joined(separator: ", ")
+        return AudienceSyncError(.usage, "no enabled definition has the key '\(key)' (expected one of \(keys))")
+    }
+}
+
+extension Literal {
+    /// The literal of a JSON text (a computed value as SQLite returns it).
+    init(json: String) throws {
+        self = Literal(try JSONValue.parse(json))
+    }
+
+    init(_ value: JSONValue) {
+        switch value {
+        case .null: self = .null
+        case .bool(let flag): self = .bool(flag)
+        case .string(let text): self = .string(text)
+        case .number(let text):
+            if let integer = Int64(text) {
+                self = .integer(integer)
+            } else {
+                self = .double(Double(text) ?? .nan)
+            }
+        case .array(let elements): self = .list(elements.map(Literal.init))
+        case .object: self = .string(value.jsonString)
+        }
     }
 }
