@@ -302,11 +302,8 @@ public final class Ingester {
     // MARK: Storing
 
     private func store(_ message: ValidMessage, in bytes: UnsafeBufferPointer<UInt8>) throws {
-        guard summary.stored else {
-            // --strict after a rejection: keep validating to report every bad line, store nothing.
-            summary.accepted += 1
-            return
-        }
+        // --strict after a rejection: keep validating to report every bad line, store and count nothing.
+        guard summary.stored else { return }
         if !inTransaction {
             try store.database.execute("BEGIN IMMEDIATE TRANSACTION")
             inTransaction = true
