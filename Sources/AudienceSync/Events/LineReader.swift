@@ -55,7 +55,8 @@ struct LineReader {
                 return .text(line(lineStart, newline))
             }
             if atEndOfInput {
-                guard start < end else { return nil }
+                // A line being skipped as too long has no bytes left, but is still a line to report.
+                guard start < end || skipping else { return nil }
                 let lineStart = start
                 start = end
                 if skipping || end - lineStart > lineLimit {
