@@ -19,7 +19,9 @@ import Testing
     private static func identify(
         _ id: String, day d: Int, userId: String? = nil, anonymousId: String? = nil, traits: String
     ) -> String {
-        var fields = [#""type":"identify""#, #""messageId":"\#(id)""#, #""timestamp":"\#(day(d))""#, #""traits":\#(traits)"#]
+        var fields = [
+            #""type":"identify""#, #""messageId":"\#(id)""#, #""timestamp":"\#(day(d))""#, #""traits":\#(traits)"#,
+        ]
         if let userId { fields.append(#""userId":"\#(userId)""#) }
         if let anonymousId { fields.append(#""anonymousId":"\#(anonymousId)""#) }
         return "{" + fields.joined(separator: ",") + "}"
@@ -68,7 +70,9 @@ import Testing
         #expect(try harness.store.linkedUser(anonymousId: "a1", now: IdentityTests.at(6)) == "u1")
         #expect(try harness.store.unlinkedAnonymousEventCount(now: IdentityTests.at(6)) == 0)
         // The events themselves keep their anonymous identity; the link is what makes them the user's.
-        #expect(try harness.scalar("SELECT count(*) FROM events WHERE user_id IS NULL AND anonymous_id = 'a1'") == .integer(2))
+        #expect(
+            try harness.scalar("SELECT count(*) FROM events WHERE user_id IS NULL AND anonymous_id = 'a1'")
+                == .integer(2))
     }
 
     /// An anonymous id linked to two users belongs to the earliest link by event time — whatever
@@ -180,7 +184,9 @@ import Testing
         let traits = try harness.store.traits(userId: "u1", now: ingestNow)
         let expected = try JSONValue.parse(
             #"{"company":{"name":"Acme"},"email":"ada@example.org","plan":"pro","score":2.5,"seats":3,"vip":false}"#)
-        #expect(traits.map { String(decoding: $0.canonicalBytes, as: UTF8.self) } == String(decoding: expected.canonicalBytes, as: UTF8.self))
+        #expect(
+            traits.map { String(decoding: $0.canonicalBytes, as: UTF8.self) }
+                == String(decoding: expected.canonicalBytes, as: UTF8.self))
         #expect(traits?["vip"] == .bool(false))
         #expect(traits?["seats"] == .number("3"))
 
@@ -219,7 +225,8 @@ import Testing
             IdentityTests.track("m2", day: 4, userId: "u2", anonymousId: "a1"),
             IdentityTests.identify("i2", day: 5, userId: "u2", traits: #"{"plan":"pro"}"#),
         ])
-        #expect(try harness.store.traits(userId: "u1", now: ingestNow) == .object(["email": .string("shared@example.org")]))
+        #expect(
+            try harness.store.traits(userId: "u1", now: ingestNow) == .object(["email": .string("shared@example.org")]))
         #expect(try harness.store.traits(userId: "u2", now: ingestNow) == .object(["plan": .string("pro")]))
     }
 

@@ -59,7 +59,8 @@ final class IngestHarness {
         _ text: String, strict: Bool = false, rejects: String? = nil, now: Int64 = ingestNow,
         transactionSize: Int? = nil
     ) throws -> IngestSummary {
-        try ingest(bytes: Array(text.utf8), strict: strict, rejects: rejects, now: now, transactionSize: transactionSize)
+        try ingest(
+            bytes: Array(text.utf8), strict: strict, rejects: rejects, now: now, transactionSize: transactionSize)
     }
 
     func ingest(

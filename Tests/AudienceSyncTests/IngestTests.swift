@@ -13,13 +13,16 @@ import Testing
     /// timestamp, else originalTimestamp, else receivedAt, else sentAt, else the ingest time.
     @Test(arguments: [
         TimeCase(
-            fields: #""timestamp":"2026-11-01T00:00:00Z","originalTimestamp":"2026-11-02T00:00:00Z","receivedAt":"2026-11-03T00:00:00Z","sentAt":"2026-11-04T00:00:00Z""#,
+            fields:
+                #""timestamp":"2026-11-01T00:00:00Z","originalTimestamp":"2026-11-02T00:00:00Z","receivedAt":"2026-11-03T00:00:00Z","sentAt":"2026-11-04T00:00:00Z""#,
             expected: "2026-11-01T00:00:00Z"),
         TimeCase(
-            fields: #""sentAt":"2026-11-04T00:00:00Z","receivedAt":"2026-11-03T00:00:00Z","originalTimestamp":"2026-11-02T00:00:00Z","timestamp":"2026-11-01T00:00:00Z""#,
+            fields:
+                #""sentAt":"2026-11-04T00:00:00Z","receivedAt":"2026-11-03T00:00:00Z","originalTimestamp":"2026-11-02T00:00:00Z","timestamp":"2026-11-01T00:00:00Z""#,
             expected: "2026-11-01T00:00:00Z"),
         TimeCase(
-            fields: #""originalTimestamp":"2026-11-02T00:00:00Z","receivedAt":"2026-11-03T00:00:00Z","sentAt":"2026-11-04T00:00:00Z""#,
+            fields:
+                #""originalTimestamp":"2026-11-02T00:00:00Z","receivedAt":"2026-11-03T00:00:00Z","sentAt":"2026-11-04T00:00:00Z""#,
             expected: "2026-11-02T00:00:00Z"),
         TimeCase(
             fields: #""timestamp":null,"receivedAt":"2026-11-03T00:00:00Z","sentAt":"2026-11-04T00:00:00Z""#,
@@ -185,7 +188,9 @@ import Testing
         let summary = try harness.ingest(envelope + "\n")
         #expect(summary.accepted == 3)
         #expect(summary.lines == 1)
-        let library: JSONValue = .object(["library": .object(["name": .string("analytics-node"), "version": .string("2.1.2")])])
+        let library: JSONValue = .object([
+            "library": .object(["name": .string("analytics-node"), "version": .string("2.1.2")])
+        ])
         for id in ["bare", "nulls"] {
             let message = try #require(try harness.message(id))
             #expect(message["context"] == library)
@@ -222,7 +227,8 @@ import Testing
                 IngestError(file: name, line: 3, index: 1, reason: "a track needs a non-empty string 'event'"),
                 IngestError(file: name, line: 3, index: 2, reason: "not a JSON object (got a string)"),
                 IngestError(
-                    file: name, line: 3, index: 4, reason: "an alias needs a non-empty string 'userId' and 'previousId'"),
+                    file: name, line: 3, index: 4, reason: "an alias needs a non-empty string 'userId' and 'previousId'"
+                ),
             ])
         #expect(summary.errors.first?.description == "\(name):3 [batch 1]: a track needs a non-empty string 'event'")
         #expect(
@@ -297,7 +303,8 @@ import Testing
             let message = try #require(try harness.message(id))
             #expect(message["writeKey"] == nil)
         }
-        #expect(try harness.message("m3")?["context"] == .object(["library": .object(["name": .string("analytics.js")])]))
+        #expect(
+            try harness.message("m3")?["context"] == .object(["library": .object(["name": .string("analytics.js")])]))
         try harness.store.database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         #expect(!(try harness.databaseBytes()).containsBytes(of: secret))
         let rejected = try #require(FileManager.default.contents(atPath: rejects))
@@ -457,7 +464,8 @@ import Testing
         let summary = try harness.ingest(IngestInputTests.track + "\r\n" + "{bad\r\n" + IngestInputTests.page + "\r\n")
         #expect((summary.accepted, summary.rejected, summary.lines) == (2, 1, 3))
         #expect(summary.errors.map(\.line) == [2])
-        #expect(try harness.scalar("SELECT message FROM events WHERE message_id = 'm1'") == .text(IngestInputTests.track))
+        #expect(
+            try harness.scalar("SELECT message FROM events WHERE message_id = 'm1'") == .text(IngestInputTests.track))
         #expect(try harness.scalar("SELECT count(*) FROM events WHERE instr(message, char(13)) > 0") == .integer(0))
     }
 
@@ -472,16 +480,19 @@ import Testing
 
     @Test func aByteOrderMarkAtTheStartIsIgnored() throws {
         let harness = try IngestHarness()
-        let bytes: [UInt8] = [0xEF, 0xBB, 0xBF] + Array((IngestInputTests.track + "\n" + IngestInputTests.page + "\n").utf8)
+        let bytes: [UInt8] =
+            [0xEF, 0xBB, 0xBF] + Array((IngestInputTests.track + "\n" + IngestInputTests.page + "\n").utf8)
         let summary = try harness.ingest(bytes: bytes)
         #expect((summary.accepted, summary.rejected) == (2, 0))
-        #expect(try harness.scalar("SELECT message FROM events WHERE message_id = 'm1'") == .text(IngestInputTests.track))
+        #expect(
+            try harness.scalar("SELECT message FROM events WHERE message_id = 'm1'") == .text(IngestInputTests.track))
     }
 
     /// Only at the start: a byte order mark inside the input is not whitespace.
     @Test func aByteOrderMarkLaterIsAnError() throws {
         let harness = try IngestHarness()
-        let bytes: [UInt8] = Array((IngestInputTests.track + "\n").utf8) + [0xEF, 0xBB, 0xBF] + Array(IngestInputTests.page.utf8)
+        let bytes: [UInt8] =
+            Array((IngestInputTests.track + "\n").utf8) + [0xEF, 0xBB, 0xBF] + Array(IngestInputTests.page.utf8)
         let summary = try harness.ingest(bytes: bytes)
         #expect((summary.accepted, summary.rejected) == (1, 1))
         #expect(summary.errors.map(\.line) == [2])
@@ -498,9 +509,14 @@ import Testing
     @Test func emptyInputIsNothing() throws {
         let harness = try IngestHarness()
         let summary = try harness.ingest("")
-        #expect((summary.accepted, summary.duplicates, summary.rejected, summary.anonymous, summary.lines) == (0, 0, 0, 0, 0))
+        #expect(
+            (summary.accepted, summary.duplicates, summary.rejected, summary.anonymous, summary.lines) == (
+                0, 0, 0, 0, 0
+            ))
         #expect(summary.errors.isEmpty)
-        #expect(summary.json.jsonString == #"{"accepted":0,"duplicates":0,"rejected":0,"anonymous":0,"errors":[],"stored":true,"lines":0}"#)
+        #expect(
+            summary.json.jsonString
+                == #"{"accepted":0,"duplicates":0,"rejected":0,"anonymous":0,"errors":[],"stored":true,"lines":0}"#)
     }
 
     /// A line longer than the limit is rejected without being buffered whole; the next line is read.
@@ -591,7 +607,9 @@ import Testing
                 == String(decoding: expected.canonicalBytes, as: UTF8.self))
         // Every stored message is one valid JSON object with no write key.
         #expect(try harness.scalar("SELECT count(*) FROM events WHERE NOT json_valid(message)") == .integer(0))
-        #expect(try harness.scalar("SELECT count(*) FROM events WHERE json_type(message, '$.writeKey') IS NOT NULL") == .integer(0))
+        #expect(
+            try harness.scalar("SELECT count(*) FROM events WHERE json_type(message, '$.writeKey') IS NOT NULL")
+                == .integer(0))
         // A second ingest stores nothing new.
         let again = try harness.ingest(paths: [path], options: IngestOptions(now: ingestNow))
         #expect(again.accepted == 0)
@@ -617,7 +635,9 @@ import Testing
         #expect(try harness.scalar("SELECT count(*) FROM events WHERE message_id LIKE 'derived-%'") == .integer(3))
         #expect(try harness.store.unlinkedAnonymousEventCount(now: ingestNow) == 3)
         #expect(try harness.store.users(now: ingestNow).count == 12)
-        #expect(try harness.store.linkedUser(anonymousId: "2c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e09", now: ingestNow) == "u_ivan")
+        #expect(
+            try harness.store.linkedUser(anonymousId: "2c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e09", now: ingestNow)
+                == "u_ivan")
         // The batch envelope on line 46: the order without context takes the envelope's.
         let order = try #require(try harness.message("d3m0-kai-0003"))
         #expect(order["context"]?["ip"] == .string("203.0.113.21"))

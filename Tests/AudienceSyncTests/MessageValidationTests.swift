@@ -95,7 +95,9 @@ private let identityCases: [MessageCase] = [
     .bad(#"{"type":"track","event":"E","userId":null}"#, noIdentity),
     .bad(#"{"type":"track","event":"E","anonymousId":""}"#, noIdentity),
     .bad(#"{"type":"track","event":"E","userId":42}"#, "'userId' must be a string (got a number)"),
-    .bad(#"{"type":"track","event":"E","userId":"u1","anonymousId":42}"#, "'anonymousId' must be a string (got a number)"),
+    .bad(
+        #"{"type":"track","event":"E","userId":"u1","anonymousId":42}"#, "'anonymousId' must be a string (got a number)"
+    ),
     .bad(#"{"type":"track","event":"E","userId":{"id":"u1"}}"#, "'userId' must be a string (got an object)"),
     // JSON true and false are booleans, never numbers (nor ids).
     .bad(#"{"type":"track","event":"E","userId":true}"#, "'userId' must be a string (got a boolean)"),
@@ -127,7 +129,9 @@ private let documentCases: [MessageCase] = [
     .bad(#"{"type":"track","event":"E","userId":"u1""#, "not valid JSON: unterminated object at column 42"),
     .bad(#"{"type":"track","event":"E","timestamp":"2026-11-"#, "not valid JSON: unterminated string at column 50"),
     .bad(#"{type:"track"}"#, "not valid JSON: expected a quoted key at column 2"),
-    .bad(#"{"type":"track","event":"E","userId":"u1"} trailing"#, "not valid JSON: unexpected text after the JSON value at column 44"),
+    .bad(
+        #"{"type":"track","event":"E","userId":"u1"} trailing"#,
+        "not valid JSON: unexpected text after the JSON value at column 44"),
     .bad(#"[{"type":"track","event":"E","userId":"u1"}]"#, "not a JSON object (got an array)"),
     .bad(#""track""#, "not a JSON object (got a string)"),
     .bad("42", "not a JSON object (got a number)"),
@@ -139,7 +143,9 @@ private let documentCases: [MessageCase] = [
         #"{"type":"track","event":"E","userId":"u1","properties":"# + nested(300) + "}",
         "not valid JSON: nested too deeply at column \(56 + 5 * 255)"),
     // Values of every JSON kind in properties are kept.
-    .good(#"{"type":"track","event":"E","userId":"u1","properties":{"b":true,"n":null,"x":-1.5e3,"s":"é","a":[1,"2",false]}}"#),
+    .good(
+        #"{"type":"track","event":"E","userId":"u1","properties":{"b":true,"n":null,"x":-1.5e3,"s":"é","a":[1,"2",false]}}"#
+    ),
 ]
 
 @Suite struct MessageValidationTests {
@@ -177,13 +183,14 @@ private let documentCases: [MessageCase] = [
         #expect(try harness.message("m1")?["anonymousId"] == .null)
     }
 
-    @Test(arguments: [
-        [0xC3, 0x28],  // a lead byte without its continuation
-        [0xFF],  // never valid in UTF-8
-        [0xC0, 0xAF],  // an overlong "/"
-        [0xED, 0xA0, 0x80],  // an encoded surrogate
-        [0xF4, 0x90, 0x80, 0x80],  // above U+10FFFF
-    ] as [[UInt8]])
+    @Test(
+        arguments: [
+            [0xC3, 0x28],  // a lead byte without its continuation
+            [0xFF],  // never valid in UTF-8
+            [0xC0, 0xAF],  // an overlong "/"
+            [0xED, 0xA0, 0x80],  // an encoded surrogate
+            [0xF4, 0x90, 0x80, 0x80],  // above U+10FFFF
+        ] as [[UInt8]])
     func invalidUTF8IsRejected(sequence: [UInt8]) throws {
         let harness = try IngestHarness()
         let prefix = Array(#"{"type":"track","event":"E","userId":"u1","properties":{"name":""#.utf8)
@@ -206,7 +213,8 @@ private let documentCases: [MessageCase] = [
     /// Fields this program does not know are kept as they are: the stored message is the line.
     @Test func unknownFieldsAreKeptAsSent() throws {
         let harness = try IngestHarness()
-        let line = #"{"type":"track","event":"E","userId":"u1","messageId":"m1","integrations":{"All":false,"Mixpanel":true},"_metadata":{"bundled":["Segment.io"],"unbundled":[]},"custom":{"deep":[1,{"x":null}]},"version":2,"channel":"server","flag":true}"#
+        let line =
+            #"{"type":"track","event":"E","userId":"u1","messageId":"m1","integrations":{"All":false,"Mixpanel":true},"_metadata":{"bundled":["Segment.io"],"unbundled":[]},"custom":{"deep":[1,{"x":null}]},"version":2,"channel":"server","flag":true}"#
         #expect(try harness.ingest(line + "\n").accepted == 1)
         #expect(try harness.scalar("SELECT message FROM events")?.string == line)
         let extracted = try harness.rows(
@@ -216,7 +224,13 @@ private let documentCases: [MessageCase] = [
                    json_extract(message, '$.version'), json_type(message, '$.flag'), json_extract(message, '$.channel')
             FROM events
             """)
-        #expect(extracted == [[.integer(1), .text("false"), .text("Segment.io"), .text("null"), .integer(2), .text("true"), .text("server")]])
+        #expect(
+            extracted == [
+                [
+                    .integer(1), .text("false"), .text("Segment.io"), .text("null"), .integer(2), .text("true"),
+                    .text("server"),
+                ]
+            ])
     }
 
     /// Stored columns: the type, the ids, and the event name of a track or the name of a page/screen.
@@ -229,7 +243,8 @@ private let documentCases: [MessageCase] = [
             #"{"type":"identify","userId":"u1","messageId":"m4","event":"ignored"}"#,
             #"{"type":"alias","userId":"u1","previousId":"a1","messageId":"m5"}"#,
         ])
-        let rows = try harness.rows("SELECT message_id, type, user_id, anonymous_id, event FROM events ORDER BY message_id")
+        let rows = try harness.rows(
+            "SELECT message_id, type, user_id, anonymous_id, event FROM events ORDER BY message_id")
         #expect(
             rows == [
                 [.text("m1"), .text("track"), .text("u1"), .null, .text("Order Completed")],
