@@ -125,7 +125,11 @@ public final class EventStore {
                         AND (o.ts, o.message_id, o.user_id) < (l.ts, l.message_id, l.user_id))
             ),
             identifies AS (
-                SELECT ts, message_id, json_extract(message, '$.traits') AS traits FROM events
+                -- Only objects: json_each would fail on the text of a string `traits`.
+                SELECT ts, message_id,
+                       CASE WHEN json_type(message, '$.traits') = 'object'
+                            THEN json_extract(message, '$.traits') END AS traits
+                FROM events
                 WHERE type = 'identify' AND ts <= ?2
                   AND (user_id = ?1 OR (user_id IS NULL AND anonymous_id IN (SELECT anonymous_id FROM links)))
             ),

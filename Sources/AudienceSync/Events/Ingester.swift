@@ -359,16 +359,23 @@ public final class Ingester {
     }
 
     /// The rejected input as it will be written to the rejects file: the JSON value when it parses
-    /// (without a top-level `writeKey`), else the text — unless it may hold a write key, which is
-    /// never written anywhere.
+    /// (without any `writeKey`, also those of the messages of a batch), else the text — unless it may
+    /// hold a write key, which is never written anywhere.
     static func rejectedInput(_ input: UnsafeBufferPointer<UInt8>?) -> JSONValue {
         guard let input else { return .null }
-        if var value = try? JSONValue.parse(input) {
-            if case .object(let members) = value { value = .object(members.filter { $0.key != "writeKey" }) }
-            return value
-        }
+        if let value = try? JSONValue.parse(input) { return withoutWriteKeys(value) }
         let text = String(decoding: input, as: UTF8.self)
         if text.contains("writeKey") { return .string("(withheld: the line may contain a write key)") }
         return .string(text)
+    }
+
+    /// `value` with every `writeKey` member removed, at any depth (nesting is bounded by the scanner).
+    private static func withoutWriteKeys(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .object(let members):
+            return .object(members.filter { $0.key != "writeKey" }.map { .init($0.key, withoutWriteKeys($0.value)) })
+        case .array(let elements): return .array(elements.map(withoutWriteKeys))
+        default: return value
+        }
     }
 }

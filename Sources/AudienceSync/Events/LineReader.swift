@@ -10,6 +10,9 @@ struct LineReader {
     /// Lines longer than this are reported as too long and skipped, not buffered.
     static let maximumLineLength = 64 << 20
 
+    /// This reader's limit: `maximumLineLength` unless a test asks for a smaller one.
+    private let lineLimit: Int
+
     private let descriptor: Int32
     private var buffer: UnsafeMutableRawBufferPointer
     private var start = 0
@@ -20,8 +23,9 @@ struct LineReader {
     /// Bytes consumed so far.
     private(set) var bytesRead = 0
 
-    init(descriptor: Int32, chunkSize: Int = 4 << 20) {
+    init(descriptor: Int32, chunkSize: Int = 4 << 20, maximumLineLength: Int = LineReader.maximumLineLength) {
         self.descriptor = descriptor
+        lineLimit = maximumLineLength
         buffer = .allocate(byteCount: chunkSize, alignment: 16)
     }
 
@@ -43,24 +47,26 @@ struct LineReader {
                 let newline = searchFrom + (UnsafeRawPointer(found) - base)
                 let lineStart = start
                 start = newline + 1
-                if skipping {
+                // The buffer may hold a whole line somewhat over the limit before it is found to be.
+                if skipping || newline - lineStart > lineLimit {
                     lineNumber += 1
                     return .tooLong
                 }
                 return .text(line(lineStart, newline))
             }
             if atEndOfInput {
-                guard start < end else { return nil }
+                // A line being skipped as too long has no bytes left, but is still a line to report.
+                guard start < end || skipping else { return nil }
                 let lineStart = start
                 start = end
-                if skipping {
+                if skipping || end - lineStart > lineLimit {
                     lineNumber += 1
                     return .tooLong
                 }
                 return .text(line(lineStart, end))
             }
             // Make room: move the partial line to the front, grow for long lines, or skip them.
-            if end - start > LineReader.maximumLineLength {
+            if end - start > lineLimit {
                 skipping = true
                 start = end
             }

@@ -99,9 +99,12 @@ struct MessageValidator {
         envelope: EnvelopeDefaults? = nil
     ) -> Result<ValidMessage, Rejection> {
         var found = [JSONMember?](repeating: nil, count: Field.allCases.count)
+        var seen: UInt32 = 0
         for member in members {
             guard let field = MessageValidator.field(of: member, in: bytes) else { continue }
-            if found[field.rawValue] != nil { return .failure(Rejection("duplicate field '\(field.name)'")) }
+            // A repeated key is refused even when one of its values is null: readers disagree on which wins.
+            if seen & (1 << field.rawValue) != 0 { return .failure(Rejection("duplicate field '\(field.name)'")) }
+            seen |= 1 << field.rawValue
             // A field that is null counts as absent.
             if member.kind != .null { found[field.rawValue] = member }
         }
