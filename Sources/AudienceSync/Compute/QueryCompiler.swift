@@ -51,7 +51,7 @@ struct QueryCompiler {
 
     /// `body` preceded by the identity CTEs and every CTE the compilation asked for.
     func withCTEs(_ body: String) -> String {
-        var all = [dialect.linksCTE(now: now), dialect.universeCTE(now: now)]
+        var all = [dialect.universeCTE(now: now)]
         all += ctes.map { "\($0.name) AS MATERIALIZED (\($0.sql))" }
         return "WITH " + all.joined(separator: ",\n") + "\n" + body
     }
@@ -82,9 +82,8 @@ struct QueryCompiler {
             let test = self.test(
                 predicate, value: dialect.jsonSelfValue("c.value"), type: dialect.jsonSelfType("c.value"))
             if Self.holdsForMissing(predicate) {
-                return """
-                    SELECT u.uid FROM universe u LEFT JOIN \(name) c ON c.uid = u.uid WHERE \(test)
-                    """
+                // Users without a value pass: everyone but those whose value fails.
+                return "SELECT uid FROM universe EXCEPT SELECT c.uid FROM \(name) c WHERE NOT \(test)"
             }
             return "SELECT c.uid FROM \(name) c WHERE \(test)"
         case .inAudience(let key):
@@ -104,12 +103,13 @@ struct QueryCompiler {
         if !event.countGiven {
             return "SELECT uid FROM (\(events)) WHERE uid IS NOT NULL"
         }
-        let count = test(event.count, value: "coalesce(m.n, 0)", type: "'integer'")
+        let count = test(event.count, value: "m.n", type: "'integer'")
         if Self.count(event.count, holdsFor: 0) {
+            // Users with no matching event pass: everyone but those whose count fails.
             return """
-                SELECT u.uid FROM universe u
-                LEFT JOIN (SELECT uid, count(*) AS n FROM (\(events)) WHERE uid IS NOT NULL GROUP BY uid) m ON m.uid = u.uid
-                WHERE \(count)
+                SELECT uid FROM universe EXCEPT
+                SELECT m.uid FROM (SELECT uid, count(*) AS n FROM (\(events)) WHERE uid IS NOT NULL GROUP BY uid) m
+                WHERE NOT \(count)
                 """
         }
         return """
@@ -157,7 +157,7 @@ struct QueryCompiler {
                     type: dialect.jsonType("e.message", path)))
         }
         return dialect.resolvedEvents(
-            type: type, name: eventName, after: after, through: through, extraWhere: conditions)
+            type: type, name: eventName, after: after, through: through, now: now, extraWhere: conditions)
     }
 
     /// SQL for the window's bounds at `now`: `(after, through]`.
@@ -188,28 +188,45 @@ struct QueryCompiler {
         let test = self.test(
             predicate, value: dialect.jsonValue("t.message", fullPath), type: dialect.jsonType("t.message", fullPath))
         if Self.holdsForMissing(predicate) {
-            return "SELECT u.uid FROM universe u LEFT JOIN (\(current)) t ON t.uid = u.uid WHERE \(test)"
+            // Users without the trait pass: everyone but those whose value fails.
+            return "SELECT uid FROM universe EXCEPT SELECT t.uid FROM (\(current)) t WHERE NOT \(test)"
         }
         return "SELECT t.uid FROM (\(current)) t WHERE \(test)"
     }
 
     private mutating func sequence(_ steps: [SequenceStep], window: EventWindow) -> String {
-        // Step k's qualifying events: those strictly after a qualifying event of step k−1 (and no
-        // more than `within_previous` after it). The user matches when step n has one.
+        // Step k's qualifying events are those with a qualifying event of step k−1 strictly before
+        // them (and, with `within_previous`, no more than that before). One window pass per step
+        // finds, for each candidate, the latest earlier event of the previous step: no join, so no
+        // per-row search of an unindexed intermediate result.
         var previous: String?
         for (index, step) in steps.enumerated() {
             let events = matchingEvents(
                 kind: step.kind, name: step.name, filters: step.filters, window: index == 0 ? window : .allTime)
             let name = "seq\(ctes.count)_\(index)"
-            var sql = "SELECT s.uid, s.ts FROM (\(events)) s WHERE s.uid IS NOT NULL"
-            if let previous {
-                var link = "p.uid = s.uid AND p.ts < s.ts"
-                if let within = step.withinPrevious {
-                    link += " AND s.ts - p.ts <= \(bind(.integer(within.milliseconds)))"
-                }
-                sql += " AND EXISTS (SELECT 1 FROM \(previous) p WHERE \(link))"
+            guard let before = previous else {
+                addCTE(name: name, sql: "SELECT uid, ts FROM (\(events)) WHERE uid IS NOT NULL")
+                previous = name
+                continue
             }
-            addCTE(name: name, sql: sql)
+            var qualifies = "last_previous IS NOT NULL"
+            if let within = step.withinPrevious {
+                qualifies += " AND ts - last_previous <= \(bind(.integer(within.milliseconds)))"
+            }
+            addCTE(
+                name: name,
+                sql: """
+                    SELECT uid, ts FROM (
+                        SELECT uid, ts, current,
+                               max(previous_ts) OVER (PARTITION BY uid ORDER BY ts
+                                   RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS last_previous
+                        FROM (
+                            SELECT uid, ts, 0 AS current, ts AS previous_ts FROM \(before)
+                            UNION ALL
+                            SELECT uid, ts, 1, NULL FROM (\(events)) WHERE uid IS NOT NULL
+                        )
+                    ) WHERE current = 1 AND \(qualifies)
+                    """)
             previous = name
         }
         return "SELECT uid FROM \(previous ?? "universe")"

@@ -39,17 +39,15 @@ struct SQLiteDialect {
         "(length(\(suffix)) = 0 OR (length(\(value)) >= length(\(suffix)) AND substr(\(value), -length(\(suffix))) = \(suffix)))"
     }
 
-    /// The link in force for each anonymous id at `now`: its earliest link with event time ≤ now,
-    /// ties by messageId, then user id (SPEC §3.2).
-    func linksCTE(now: String) -> String {
+    /// The user an event of `alias` counts for at `now`: its userId, else the user its anonymousId
+    /// is linked to at `now` — the earliest link with event time ≤ now, ties by messageId, then
+    /// user id (SPEC §3.2). The lookup is a seek on `identity_links`' key, made only for events
+    /// without a userId (`coalesce` stops at the first non-null argument).
+    func resolvedUser(_ alias: String, now: String) -> String {
         """
-        links AS MATERIALIZED (
-            SELECT anonymous_id, user_id FROM (
-                SELECT anonymous_id, user_id,
-                       row_number() OVER (PARTITION BY anonymous_id ORDER BY ts, message_id, user_id) AS rank
-                FROM identity_links WHERE ts <= \(now)
-            ) WHERE rank = 1
-        )
+        coalesce(\(alias).user_id, (SELECT il.user_id FROM identity_links il
+            WHERE il.anonymous_id = \(alias).anonymous_id AND il.ts <= \(now)
+            ORDER BY il.ts, il.message_id, il.user_id LIMIT 1))
         """
     }
 
@@ -62,14 +60,14 @@ struct SQLiteDialect {
     /// counts for (`uid`, NULL for unlinked anonymous events), its time, id and message JSON.
     /// `extraWhere` adds conditions on `e.message`.
     func resolvedEvents(
-        type: String, name: String, after: String?, through: String, extraWhere: [String]
+        type: String, name: String, after: String?, through: String, now: String, extraWhere: [String]
     ) -> String {
         var conditions = ["e.type = \(type)", "e.event = \(name)", "e.ts <= \(through)"]
         if let after { conditions.append("e.ts > \(after)") }
         conditions += extraWhere
         return """
-            SELECT coalesce(e.user_id, l.user_id) AS uid, e.ts AS ts, e.message_id AS mid, e.message AS message
-            FROM events e LEFT JOIN links l ON e.user_id IS NULL AND l.anonymous_id = e.anonymous_id
+            SELECT \(resolvedUser("e", now: now)) AS uid, e.ts AS ts, e.message_id AS mid, e.message AS message
+            FROM events e
             WHERE \(conditions.joined(separator: " AND "))
             """
     }
@@ -78,8 +76,8 @@ struct SQLiteDialect {
     /// with their user; the most recent per user is the one whose value is in force.
     func identifiesCarrying(traitPath: String, now: String) -> String {
         """
-        SELECT coalesce(e.user_id, l.user_id) AS uid, e.ts AS ts, e.message_id AS mid, e.message AS message
-        FROM events e LEFT JOIN links l ON e.user_id IS NULL AND l.anonymous_id = e.anonymous_id
+        SELECT \(resolvedUser("e", now: now)) AS uid, e.ts AS ts, e.message_id AS mid, e.message AS message
+        FROM events e
         WHERE e.type = 'identify' AND e.event IS NULL AND e.ts <= \(now)
           AND json_type(e.message, \(traitPath)) IS NOT NULL
         """

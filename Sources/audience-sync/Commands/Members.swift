@@ -24,6 +24,9 @@ extension AudienceSyncCommand {
         @Option(help: "Output format: text or json.")
         var format: OutputFormat = .text
 
+        @Flag(help: "Print the SQL statement and its parameters instead of running it.")
+        var sql = false
+
         func validate() throws {
             if let now, Timestamp.parse(now) == nil {
                 throw ValidationError("--now: expected an ISO-8601 time like 2026-11-22T12:00:00Z (got '\(now)')")
@@ -38,6 +41,12 @@ extension AudienceSyncCommand {
                 return
             }
             let nowText = Timestamp.format(context.now)
+            if sql {
+                let (text, parameters) = try engine.statement(key: key, now: context.now)
+                Console.output(text)
+                for (index, value) in parameters.enumerated() { Console.output("-- ?\(index + 1) = \(value)") }
+                return
+            }
             switch definition.kind {
             case .audience:
                 let members = try engine.members(key: key, now: context.now)
