@@ -9,7 +9,9 @@
 ///
 /// Strings are compared as UTF-8 bytes throughout — equality, order, prefixes, object keys — as
 /// SQLite's BINARY collation does; Swift's `==` and `<` on `String` use canonical equivalence and
-/// would call a precomposed and a decomposed "é" equal.
+/// would call a precomposed and a decomposed "é" equal. Ids (user, anonymous, message) are kept in
+/// Swift sets and dictionaries, so two ids that differ only in Unicode normalization would be
+/// taken for one: the random cases never make such a pair.
 struct ReferenceEvaluator {
     /// One stored message as the oracle sees it.
     struct Message {
