@@ -167,6 +167,8 @@ import Testing
                     }
                 } catch let error as AudienceSyncError where error.message.contains("not implemented") {
                     return .engineNotImplemented
+                } catch {
+                    return .disagreed(report(seed, now, random, key, "the engine threw: \(error)"))
                 }
             }
         }
