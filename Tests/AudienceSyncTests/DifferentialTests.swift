@@ -105,7 +105,69 @@ import Testing
         #expect(nonEmpty > empty / 4 && empty > nonEmpty / 10, "non-empty \(nonEmpty), empty \(empty)")
     }
 
+    /// The store's own identity queries (links, universe, traits) agree with the oracle's: a check
+    /// of SPEC §3.2 on both sides that runs before the engine exists.
+    @Test func storeIdentityAgreesWithOracle() throws {
+        for seed in stride(from: UInt64(0), to: Self.seeds, by: 3) {
+            let random = try RandomCase(seed: seed)
+            let directory = try TemporaryDirectory()
+            let store = try Self.ingest(random, into: directory)
+            let oracle = ReferenceEvaluator(messages: random.messages, definitions: random.definitions)
+            for now in random.nows {
+                let universe = oracle.universe(now: now)
+                #expect(Set(try store.users(now: now)) == universe, "seed \(seed), now \(Timestamp.format(now))")
+                for id in RandomCase.anonymous {
+                    #expect(
+                        try store.linkedUser(anonymousId: id, now: now) == oracle.linkedUser(id, now: now),
+                        "seed \(seed), now \(Timestamp.format(now)), anonymous id \(id)")
+                }
+                for user in universe {
+                    let expected = oracle.traits(user, now: now)
+                    let actual = try store.traits(userId: user, now: now) ?? .object([])
+                    #expect(
+                        Self.sameTraits(expected, actual),
+                        "seed \(seed), now \(Timestamp.format(now)), traits of \(user): expected \(expected.jsonString), store says \(actual.jsonString)"
+                    )
+                }
+            }
+        }
+    }
+
+    /// Equal trait objects: the same keys; scalars equal by the oracle's strict equality (the store
+    /// may respell a number: 30.0 as 30.0 or 1e1 as 10.0), nulls equal, objects byte for byte.
+    static func sameTraits(_ a: JSONValue, _ b: JSONValue) -> Bool {
+        guard case .object(let left) = a, case .object(let right) = b, left.count == right.count else { return false }
+        return left.allSatisfy { member in
+            guard let other = b[member.key] else { return false }
+            switch (member.value, other) {
+            case (.null, .null): return true
+            case (.object, _), (.array, _), (_, .object), (_, .array):
+                return member.value.canonicalBytes == other.canonicalBytes
+            default:
+                return ReferenceEvaluator.Value(member.value).equals(ReferenceEvaluator.Value(other))
+            }
+        }
+    }
+
     // MARK: One seed
+
+    /// A fresh store in `directory` holding the case's messages, ingested by the real `Ingester`.
+    static func ingest(_ random: RandomCase, into directory: TemporaryDirectory) throws -> EventStore {
+        let events = try directory.write("events.ndjson", random.ndjson)
+        let store = try EventStore(path: directory.file("audiences.db"))
+        let ingester = try Ingester(
+            store: store, options: IngestOptions(now: RandomCase.baseNow),
+            logger: Logger(label: "differential-tests", factory: { _ in SwiftLogNoOpLogHandler() }))
+        try ingester.ingest(path: events)
+        let summary = try ingester.finish()
+        guard summary.accepted == random.messages.count, summary.rejected == 0 else {
+            throw AudienceSyncError(
+                .input,
+                "seed \(random.seed): ingest accepted \(summary.accepted) of \(random.messages.count) messages: \(summary.errors)"
+            )
+        }
+        return store
+    }
 
     enum Outcome {
         case agreed
@@ -116,18 +178,7 @@ import Testing
     static func compare(seed: UInt64) throws -> Outcome {
         let random = try RandomCase(seed: seed)
         let directory = try TemporaryDirectory()
-        let events = try directory.write("events.ndjson", random.ndjson)
-        let store = try EventStore(path: directory.file("audiences.db"))
-        let ingester = try Ingester(
-            store: store, options: IngestOptions(now: RandomCase.baseNow),
-            logger: Logger(label: "differential-tests", factory: { _ in SwiftLogNoOpLogHandler() }))
-        try ingester.ingest(path: events)
-        let summary = try ingester.finish()
-        guard summary.accepted == random.messages.count, summary.rejected == 0 else {
-            return .disagreed(
-                "seed \(seed): ingest accepted \(summary.accepted) of \(random.messages.count) messages: \(summary.errors)"
-            )
-        }
+        let store = try ingest(random, into: directory)
 
         let oracle = ReferenceEvaluator(messages: random.messages, definitions: random.definitions)
         let engine = MembershipEngine(store: store, definitions: random.definitions)
