@@ -5,7 +5,13 @@
 ///
 /// It is deliberately slow and literal, so that a reader can check it against the SPEC line by
 /// line; `DifferentialTests` compare the SQL engine with it. Where the SPEC leaves a choice open,
-/// the choice is written at the place it is made (search for "Choice:").
+/// the choice is written at the place it is made (search for "Choice:"). In short:
+/// - an alias's `previousId` is treated as an anonymous id (so is the alias's own `anonymousId`);
+/// - sequences hold only the first step to the window; later steps need only exist at `now`;
+/// - `count` has no value for a user with no matching event (never 0);
+/// - computed values are scalars: an object or array at `property` is not considered;
+/// - numbers are one value whatever their spelling (5 and 5.0) for `most_frequent` and `unique_*`;
+/// - the order across types (`most_frequent` ties, `unique_list`): false < true < numbers < strings.
 ///
 /// Strings are compared as UTF-8 bytes throughout — equality, order, prefixes, object keys — as
 /// SQLite's BINARY collation does; Swift's `==` and `<` on `String` use canonical equivalence and
