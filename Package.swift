@@ -52,7 +52,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AudienceSyncTests",
-            dependencies: ["AudienceSync"],
+            dependencies: ["AudienceSync", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .testTarget(

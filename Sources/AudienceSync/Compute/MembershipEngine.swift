@@ -16,7 +16,8 @@ public final class MembershipEngine {
         var compiler = QueryCompiler(definitions: definitions, now: now)
         let sql = compiler.statement(for: definition)
         var members: [String] = []
-        try store.database.prepare(sql).forEachRow(compiler.parameters) { row in
+        let (statement, parameters) = try prepare(sql, compiler.parameters)
+        try statement.forEachRow(parameters) { row in
             if let uid = row.text(0) { members.append(uid) }
         }
         return members
@@ -28,7 +29,8 @@ public final class MembershipEngine {
         var compiler = QueryCompiler(definitions: definitions, now: now)
         let sql = compiler.statement(for: definition)
         var values: [String: Literal] = [:]
-        try store.database.prepare(sql).forEachRow(compiler.parameters) { row in
+        let (statement, parameters) = try prepare(sql, compiler.parameters)
+        try statement.forEachRow(parameters) { row in
             guard let uid = row.text(0), let json = row.text(1) else { return }
             values[uid] = try Literal(json: json)
         }
@@ -41,6 +43,13 @@ public final class MembershipEngine {
         var compiler = QueryCompiler(definitions: definitions, now: now)
         let sql = compiler.statement(for: definition)
         return (sql, compiler.parameters)
+    }
+
+    /// Prepares a compiled statement. A predicate that is constant (`in: []`) leaves the path bound
+    /// for it unreferenced; parameters past the highest one the SQL references are dropped.
+    private func prepare(_ sql: String, _ parameters: [SQLiteValue]) throws -> (Statement, [SQLiteValue]) {
+        let statement = try store.database.prepare(sql)
+        return (statement, Array(parameters.prefix(statement.parameterCount)))
     }
 
     private func definition(_ key: String, kind: Definition.Kind) throws -> Definition {
