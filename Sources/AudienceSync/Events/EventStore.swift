@@ -42,6 +42,11 @@ public final class EventStore {
     }
 
     /// The schema, one migration per entry; never edit an entry that has shipped, add one.
+    ///
+    /// Indexes cost ingest speed, so there are two: `message_id` (deduplication) and
+    /// `(event, ts)`, which serves every `performed` condition (event name and time window; the
+    /// type is checked on the row, which the query reads anyway for the user and the message).
+    /// Anonymous events are resolved through `identity_links`' key, not an index on events.
     static let migrations: [String] = [
         """
         CREATE TABLE events (
@@ -56,8 +61,7 @@ public final class EventStore {
             message TEXT NOT NULL
         );
         CREATE UNIQUE INDEX events_message_id ON events (message_id);
-        CREATE INDEX events_by_name ON events (type, event, ts, user_id);
-        CREATE INDEX events_by_anonymous ON events (anonymous_id) WHERE user_id IS NULL;
+        CREATE INDEX events_by_name ON events (event, ts);
         CREATE TABLE identity_links (
             anonymous_id TEXT NOT NULL,
             user_id TEXT NOT NULL,

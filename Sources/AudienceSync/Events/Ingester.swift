@@ -106,6 +106,8 @@ public final class Ingester {
     private let started = Date()
 
     private let insertEvent: Statement
+    private let insertChunk: Statement
+    private let readInsertedIds: Statement
     private let upsertUser: Statement
     private let upsertLink: Statement
     private var inTransaction = false
@@ -114,6 +116,13 @@ public final class Ingester {
     private var usersSeen: [String: Int64] = [:]
     /// Earliest linking message of each (anonymous id, user id) pair stored in the open transaction.
     private var linksSeen: [LinkKey: (time: Int64, messageId: String)] = [:]
+
+    /// Across transactions of this run: for each user (link) written, a time (link) the store's
+    /// value is known to be at or before. An upsert that could not lower it is skipped — event
+    /// times mostly increase, so most are. Bounded: cleared when it grows past `knownLimit`.
+    private var knownUsers: [String: Int64] = [:]
+    private var knownLinks: [LinkKey: (time: Int64, messageId: String)] = [:]
+    private static let knownLimit = 1_000_000
 
     private struct LinkKey: Hashable {
         var anonymousId: String
@@ -135,6 +144,14 @@ public final class Ingester {
             INSERT INTO events (message_id, type, user_id, anonymous_id, event, ts, received_at, message)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING
             """, persistent: true)
+        let row = "(?, ?, ?, ?, ?, ?, ?, ?)"
+        insertChunk = try database.prepare(
+            """
+            INSERT INTO events (message_id, type, user_id, anonymous_id, event, ts, received_at, message)
+            VALUES \(Array(repeating: row, count: Ingester.rowsPerInsert).joined(separator: ", "))
+            ON CONFLICT (message_id) DO NOTHING
+            """, persistent: true)
+        readInsertedIds = try database.prepare("SELECT message_id FROM events WHERE seq > ?", persistent: true)
         upsertUser = try database.prepare(
             """
             INSERT INTO users (user_id, first_seen) VALUES (?1, ?2)
@@ -242,66 +259,131 @@ public final class Ingester {
         summary.lines += batch.lines
         for rejected in batch.rejected { try reject(rejected) }
         guard summary.stored else { return }
+        let messages = batch.messages
         try batch.arena.withUnsafeBytes { arena in
-            defer { insertEvent.clearBindings() }
-            for message in batch.messages { try store(message, arena: arena) }
+            defer {
+                insertEvent.clearBindings()
+                insertChunk.clearBindings()
+            }
+            var index = 0
+            while index < messages.count {
+                let room = options.strict ? Int.max : max(1, options.transactionSize - pendingInTransaction)
+                let count = min(Ingester.rowsPerInsert, messages.count - index, room)
+                let chunk = messages[index..<(index + count)]
+                if count == Ingester.rowsPerInsert {
+                    try insert(chunk, arena: arena)
+                } else {
+                    for message in chunk { try insert(message, arena: arena) }
+                }
+                index += count
+                if !options.strict && pendingInTransaction >= options.transactionSize {
+                    try commit()
+                }
+            }
         }
     }
 
-    private func store(_ message: StagedBatch.Message, arena: UnsafeRawBufferPointer) throws {
+    /// Rows per multi-row INSERT: each statement run opens cursors on the table and every index,
+    /// so inserting rows in groups divides that cost.
+    static let rowsPerInsert = 32
+
+    private func beginIfNeeded() throws {
         if !inTransaction {
             try store.database.execute("BEGIN IMMEDIATE TRANSACTION")
             inTransaction = true
         }
-        let statement = insertEvent
-        statement.reset()
+    }
+
+    /// Binds `message` as row `row` (0-based) of `statement`, without copying its bytes.
+    private func bind(_ message: StagedBatch.Message, row: Int, to statement: Statement, arena: UnsafeRawBufferPointer)
+        throws
+    {
+        let base = row * 8
         func bind(_ range: Range<Int>?, at index: Int) throws {
             if let range {
-                try statement.bindTextNoCopy(UnsafeRawBufferPointer(rebasing: arena[range]), at: index)
+                try statement.bindTextNoCopy(UnsafeRawBufferPointer(rebasing: arena[range]), at: base + index)
             } else {
-                try statement.bindNull(at: index)
+                try statement.bindNull(at: base + index)
             }
         }
         try bind(message.messageId, at: 1)
-        try statement.bindTextNoCopy(message.type.utf8Name, at: 2)
+        try statement.bindTextNoCopy(message.type.utf8Name, at: base + 2)
         try bind(message.userId, at: 3)
         try bind(message.anonymousId, at: 4)
         try bind(message.eventName, at: 5)
-        try statement.bindInt64(message.time, at: 6)
-        try statement.bindInt64(options.now, at: 7)
+        try statement.bindInt64(message.time, at: base + 6)
+        try statement.bindInt64(options.now, at: base + 7)
         try bind(message.body, at: 8)
-        try statement.step()
-        guard store.database.changes == 1 else {
+    }
+
+    private func insert(_ message: StagedBatch.Message, arena: UnsafeRawBufferPointer) throws {
+        try beginIfNeeded()
+        insertEvent.reset()
+        try bind(message, row: 0, to: insertEvent, arena: arena)
+        try insertEvent.step()
+        pendingInTransaction += 1
+        if store.database.changes == 1 {
+            record(message, arena: arena)
+        } else {
             summary.duplicates += 1
+        }
+    }
+
+    private func insert(_ chunk: ArraySlice<StagedBatch.Message>, arena: UnsafeRawBufferPointer) throws {
+        try beginIfNeeded()
+        insertChunk.reset()
+        for (row, message) in chunk.enumerated() { try bind(message, row: row, to: insertChunk, arena: arena) }
+        try insertChunk.step()
+        pendingInTransaction += chunk.count
+        let inserted = store.database.changes
+        if inserted == chunk.count {
+            for message in chunk { record(message, arena: arena) }
             return
         }
-        summary.accepted += 1
-        if let userRange = message.userId {
-            func text(_ range: Range<Int>) -> String {
-                String(decoding: UnsafeRawBufferPointer(rebasing: arena[range]), as: UTF8.self)
+        // Some were duplicates. The rows this statement inserted have consecutive rowids ending
+        // at the last insert rowid: read their ids to know which messages they were.
+        var storedIds = Set<String>()
+        if inserted > 0 {
+            try readInsertedIds.forEachRow([.integer(store.database.lastInsertRowID - Int64(inserted))]) { row in
+                if let id = row.text(0) { storedIds.insert(id) }
             }
-            let userId = text(userRange)
-            if let seen = usersSeen[userId] {
-                if message.time < seen { usersSeen[userId] = message.time }
-            } else {
-                usersSeen[userId] = message.time
-            }
-            // Both ids on one message link them; an alias links its previousId too.
-            for linkedRange in [message.anonymousId, message.previousId] {
-                guard let linkedRange else { continue }
-                let linked = text(linkedRange)
-                guard linked != userId else { continue }
-                let key = LinkKey(anonymousId: linked, userId: userId)
-                let messageId = text(message.messageId)
-                if let seen = linksSeen[key], (seen.time, seen.messageId) <= (message.time, messageId) { continue }
-                linksSeen[key] = (message.time, messageId)
-            }
-        } else {
-            summary.anonymous += 1
         }
-        pendingInTransaction += 1
-        if !options.strict && pendingInTransaction >= options.transactionSize {
-            try commit()
+        for message in chunk {
+            let id = String(decoding: UnsafeRawBufferPointer(rebasing: arena[message.messageId]), as: UTF8.self)
+            // Within one statement a repeated id is inserted once: count later copies as duplicates.
+            if storedIds.remove(id) != nil {
+                record(message, arena: arena)
+            } else {
+                summary.duplicates += 1
+            }
+        }
+    }
+
+    /// Counts a newly stored message and notes its user and identity links for the commit.
+    private func record(_ message: StagedBatch.Message, arena: UnsafeRawBufferPointer) {
+        summary.accepted += 1
+        guard let userRange = message.userId else {
+            summary.anonymous += 1
+            return
+        }
+        func text(_ range: Range<Int>) -> String {
+            String(decoding: UnsafeRawBufferPointer(rebasing: arena[range]), as: UTF8.self)
+        }
+        let userId = text(userRange)
+        if let seen = usersSeen[userId] {
+            if message.time < seen { usersSeen[userId] = message.time }
+        } else {
+            usersSeen[userId] = message.time
+        }
+        // Both ids on one message link them; an alias links its previousId too.
+        for linkedRange in [message.anonymousId, message.previousId] {
+            guard let linkedRange else { continue }
+            let linked = text(linkedRange)
+            guard linked != userId else { continue }
+            let key = LinkKey(anonymousId: linked, userId: userId)
+            let messageId = text(message.messageId)
+            if let seen = linksSeen[key], (seen.time, seen.messageId) <= (message.time, messageId) { continue }
+            linksSeen[key] = (message.time, messageId)
         }
     }
 
@@ -309,16 +391,24 @@ public final class Ingester {
     private func commit() throws {
         guard inTransaction else { return }
         do {
+            if knownUsers.count > Ingester.knownLimit { knownUsers.removeAll() }
+            if knownLinks.count > Ingester.knownLimit { knownLinks.removeAll() }
             for (userId, time) in usersSeen {
+                if let known = knownUsers[userId], known <= time { continue }
                 try upsertUser.execute([.text(userId), .integer(time)])
+                knownUsers[userId] = time
             }
             for (key, link) in linksSeen {
+                if let known = knownLinks[key], (known.time, known.messageId) <= (link.time, link.messageId) { continue }
                 try upsertLink.execute([.text(key.anonymousId), .text(key.userId), .integer(link.time), .text(link.messageId)])
+                knownLinks[key] = link
             }
             try store.database.execute("COMMIT TRANSACTION")
         } catch {
             store.database.rollbackQuietly()
             inTransaction = false
+            knownUsers.removeAll()
+            knownLinks.removeAll()
             throw error
         }
         inTransaction = false
