@@ -37,6 +37,22 @@ public final class MembershipEngine {
         return values
     }
 
+    /// The value of computed trait `key` for one user at `now` (nil: none).
+    public func values(key: String, now: Int64, userId: String) throws -> Literal? {
+        let definition = try self.definition(key, kind: .computedTrait)
+        var compiler = QueryCompiler(definitions: definitions, now: now)
+        let values = compiler.computedValues(definition)
+        let user = compiler.bind(.text(userId))
+        let sql = compiler.withCTEs("SELECT value FROM (\(values)) WHERE uid = \(user)")
+        return try run(sql, compiler.parameters).first?.first?.string.map { try Literal(json: $0) }
+    }
+
+    /// Runs a compiled statement and returns its rows.
+    func run(_ sql: String, _ parameters: [SQLiteValue]) throws -> [[SQLiteValue]] {
+        let (statement, bound) = try prepare(sql, parameters)
+        return try statement.rows(bound)
+    }
+
     /// The SQL and parameters the engine runs for `key` (for `explain --sql` and the benchmark).
     public func statement(key: String, now: Int64) throws -> (sql: String, parameters: [SQLiteValue]) {
         guard let definition = definitions[key: key] else { throw unknown(key) }

@@ -177,14 +177,8 @@ struct QueryCompiler {
     private mutating func trait(_ path: PropertyPath, _ predicate: Predicate) -> String {
         // Traits merge key by key, so the top-level key decides which identify is in force; a
         // nested path is then read inside that identify's value (nested objects replaced whole).
-        let topKey = bind(.text(PropertyPath(["traits", path.root]).sqliteJSONPath))
+        let current = currentTraits(path)
         let fullPath = bind(.text(PropertyPath(["traits"] + path.keys).sqliteJSONPath))
-        let current = """
-            SELECT uid, message FROM (
-                SELECT uid, message, row_number() OVER (PARTITION BY uid ORDER BY ts DESC, mid DESC) AS rank
-                FROM (\(dialect.identifiesCarrying(traitPath: topKey, now: now))) WHERE uid IS NOT NULL
-            ) WHERE rank = 1
-            """
         let test = self.test(
             predicate, value: dialect.jsonValue("t.message", fullPath), type: dialect.jsonType("t.message", fullPath))
         if Self.holdsForMissing(predicate) {
@@ -192,6 +186,18 @@ struct QueryCompiler {
             return "SELECT uid FROM universe EXCEPT SELECT t.uid FROM (\(current)) t WHERE NOT \(test)"
         }
         return "SELECT t.uid FROM (\(current)) t WHERE \(test)"
+    }
+
+    /// For each user, the identify message whose traits are in force for `path` at `now`: the most
+    /// recent one carrying the path's top-level key (`uid`, `message`).
+    mutating func currentTraits(_ path: PropertyPath) -> String {
+        let topKey = bind(.text(PropertyPath(["traits", path.root]).sqliteJSONPath))
+        return """
+            SELECT uid, message FROM (
+                SELECT uid, message, row_number() OVER (PARTITION BY uid ORDER BY ts DESC, mid DESC) AS rank
+                FROM (\(dialect.identifiesCarrying(traitPath: topKey, now: now))) WHERE uid IS NOT NULL
+            ) WHERE rank = 1
+            """
     }
 
     private mutating func sequence(_ steps: [SequenceStep], window: EventWindow) -> String {
