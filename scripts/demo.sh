@@ -25,4 +25,12 @@ step ingest events.ndjson --now $now --rejects rejects.ndjson
 step ingest events.ndjson --now $now "   # again: nothing new is stored"
 "$bin" ingest events.ndjson --now "$now" --quiet || [ $? -eq 1 ]
 
+for key in nps_detractors order_completed_last_30days engaged_non_buyers signup_to_order_7d total_spent_90_days; do
+    step members $key --now $now
+    "$bin" members "$key" --now "$now"
+done
+
+step explain u_hana --now $now
+"$bin" explain u_hana --now "$now"
+
 printf '\nThe store is out/demo/audiences.db; rejected lines are in out/demo/rejects.ndjson.\n'
