@@ -116,12 +116,57 @@ struct ReferenceCase {
         return ReferenceEvaluator(messages: messages, definitions: set)
     }
 
-    func members(_ key: String, now: Int64 = ReferenceCase.now) throws -> [String] {
-        try oracle().members(key, now: now).sorted()
+    /// The SQL engine over the same messages and definitions, through the real ingest.
+    func engine() throws -> (MembershipEngine, TemporaryDirectory) {
+        let directory = try TemporaryDirectory()
+        let input = try directory.write("events.ndjson", messages.map(\.jsonString).joined(separator: "\n") + "\n")
+        let store = try EventStore(path: directory.file("audiences.db"))
+        let ingester = try Ingester(store: store, options: IngestOptions(now: Self.now), logger: silentLogger)
+        try ingester.ingest(path: input)
+        _ = try ingester.finish()
+        let files = definitions.enumerated().map { (path: "d\($0.offset).yml", text: $0.element) }
+        let set = try DefinitionSet.parse(files: files, configuration: Self.configuration)
+        return (MembershipEngine(store: store, definitions: set), directory)
     }
 
-    func values(_ key: String, now: Int64 = ReferenceCase.now) throws -> [String: Literal] {
-        try oracle().values(key, now: now)
+    /// The oracle's members — after checking that the SQL engine gives the same.
+    func members(_ key: String, now: Int64 = ReferenceCase.now, sourceLocation: SourceLocation = #_sourceLocation)
+        throws -> [String]
+    {
+        let expected = try oracle().members(key, now: now).sorted()
+        let (engine, directory) = try engine()
+        #expect(try engine.members(key: key, now: now) == expected, "the SQL engine", sourceLocation: sourceLocation)
+        _ = directory
+        return expected
+    }
+
+    /// The oracle's values — after checking that the SQL engine gives the same.
+    func values(_ key: String, now: Int64 = ReferenceCase.now, sourceLocation: SourceLocation = #_sourceLocation)
+        throws -> [String: Literal]
+    {
+        let expected = try oracle().values(key, now: now)
+        let (engine, directory) = try engine()
+        let actual = try engine.values(key: key, now: now)
+        #expect(actual.keys.sorted() == expected.keys.sorted(), "the SQL engine", sourceLocation: sourceLocation)
+        for (user, value) in expected {
+            #expect(
+                ReferenceCase.same(actual[user], value), "the SQL engine: \(user) \(actual[user]?.json ?? "none") vs \(value.json)",
+                sourceLocation: sourceLocation)
+        }
+        _ = directory
+        return expected
+    }
+
+    /// Equal literals; numbers by value (integer or decimal), within 1e-9 relative.
+    static func same(_ a: Literal?, _ b: Literal) -> Bool {
+        guard let a else { return false }
+        if let x = a.doubleValue, let y = b.doubleValue, a.isNumber, b.isNumber {
+            return abs(x - y) <= 1e-9 * max(1, abs(x), abs(y))
+        }
+        if case .list(let xs) = a, case .list(let ys) = b {
+            return xs.count == ys.count && zip(xs, ys).allSatisfy { same($0, $1) }
+        }
+        return a == b
     }
 }
 

@@ -276,15 +276,22 @@ struct QueryCompiler {
             return "SELECT uid, \(dialect.jsonQuote("count(*)")) AS value FROM (\(events)) WHERE uid IS NOT NULL GROUP BY uid"
         }
         let path = bind(.text(property.sqliteJSONPath))
-        // The considered values: events where the property is present and not null.
+        // The considered values: events where the property is a number, string or boolean (present,
+        // not null; objects and arrays are not values). `rank` orders and separates the types:
+        // false < true < numbers < strings; within a type, by value (numbers numerically, strings
+        // by bytes). Equal values are equal (rank, v): 10 and 10.0 are one value.
         let values = """
-            SELECT uid, ts, mid, \(dialect.jsonText("message", path)) AS j, \(dialect.jsonValue("message", path)) AS v,
-                   \(dialect.jsonType("message", path)) AS t
-            FROM (\(events)) WHERE uid IS NOT NULL AND \(dialect.jsonType("message", path)) NOT IN ('null')
+            SELECT uid, ts, mid, j, v, t,
+                   CASE t WHEN 'false' THEN 0 WHEN 'true' THEN 1 WHEN 'integer' THEN 2 WHEN 'real' THEN 2 ELSE 3 END AS rank
+            FROM (
+                SELECT uid, ts, mid, \(dialect.jsonText("message", path)) AS j, \(dialect.jsonValue("message", path)) AS v,
+                       \(dialect.jsonType("message", path)) AS t
+                FROM (\(events)) WHERE uid IS NOT NULL
+            ) WHERE t IN ('integer', 'real', 'text', 'true', 'false')
             """
         let numeric = "SELECT uid, v FROM (\(values)) WHERE \(dialect.isNumber("t"))"
-        // Values sort as SQLite orders them (numbers numerically before text by bytes; booleans as
-        // 0/1 among numbers), ties by their JSON text.
+        // Distinct values per user, each with one of its JSON spellings and its number of events.
+        let distinct = "SELECT uid, rank, v, min(j) AS j, count(*) AS n FROM (\(values)) GROUP BY uid, rank, v"
         switch spec.op {
         case .count:
             fatalError("handled above")
@@ -300,19 +307,19 @@ struct QueryCompiler {
             let order = spec.op == .first ? "ts ASC, mid ASC" : "ts DESC, mid DESC"
             return """
                 SELECT uid, j AS value FROM (
-                    SELECT uid, j, row_number() OVER (PARTITION BY uid ORDER BY \(order)) AS rank FROM (\(values))
-                ) WHERE rank = 1
+                    SELECT uid, j, row_number() OVER (PARTITION BY uid ORDER BY \(order)) AS position FROM (\(values))
+                ) WHERE position = 1
                 """
         case .mostFrequent:
             let minimum = bind(.integer(Int64(spec.minFrequency)))
             return """
                 SELECT uid, j AS value FROM (
-                    SELECT uid, j, n, row_number() OVER (PARTITION BY uid ORDER BY n DESC, v ASC, j ASC) AS rank
-                    FROM (SELECT uid, j, min(v) AS v, count(*) AS n FROM (\(values)) GROUP BY uid, j)
-                ) WHERE rank = 1 AND n >= \(minimum)
+                    SELECT uid, j, n, row_number() OVER (PARTITION BY uid ORDER BY n DESC, rank ASC, v ASC) AS position
+                    FROM (\(distinct))
+                ) WHERE position = 1 AND n >= \(minimum)
                 """
         case .uniqueCount:
-            return "SELECT uid, \(dialect.jsonQuote("count(DISTINCT j)")) AS value FROM (\(values)) GROUP BY uid"
+            return "SELECT uid, \(dialect.jsonQuote("count(*)")) AS value FROM (\(distinct)) GROUP BY uid"
         case .uniqueList:
             let limit = bind(.integer(Int64(ComputeSpec.uniqueListLimit)))
             // The smallest distinct values, at most `limit`; a window aggregate accumulates in its
@@ -321,12 +328,12 @@ struct QueryCompiler {
                 SELECT uid, value FROM (
                     SELECT uid,
                            \(dialect.jsonArrayAggregate("j")) OVER (
-                               PARTITION BY uid ORDER BY v ASC, j ASC
+                               PARTITION BY uid ORDER BY rank ASC, v ASC
                                ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS value,
                            position
                     FROM (
-                        SELECT uid, j, v, row_number() OVER (PARTITION BY uid ORDER BY v ASC, j ASC) AS position
-                        FROM (SELECT uid, j, min(v) AS v FROM (\(values)) GROUP BY uid, j)
+                        SELECT uid, j, rank, v, row_number() OVER (PARTITION BY uid ORDER BY rank ASC, v ASC) AS position
+                        FROM (\(distinct))
                     ) WHERE position <= \(limit)
                 ) WHERE position = 1
                 """
