@@ -9,7 +9,9 @@ struct AudienceSyncCommand: AsyncParsableCommand {
         commandName: "audience-sync",
         abstract: "Compute audiences from Segment-spec events and sync membership changes to destinations.",
         version: AudienceSyncVersion.version,
-        subcommands: [Ingest.self, Validate.self, Members.self, Explain.self, Generate.self]
+        subcommands: [
+            Ingest.self, Validate.self, Members.self, Explain.self, Diff.self, Sync.self, Status.self, Generate.self,
+        ]
     )
 
     /// Runs the command, mapping errors to the exit statuses of SPEC §8

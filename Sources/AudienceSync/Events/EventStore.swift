@@ -73,7 +73,61 @@ public final class EventStore {
             user_id TEXT PRIMARY KEY,
             first_seen INTEGER NOT NULL
         ) WITHOUT ROWID;
+        """,
+        // Sync state (SPEC §6). Times are epoch milliseconds UTC; values are JSON text.
+        // - `snapshots`: what each destination last acknowledged, per (definition key, destination,
+        //   user). An audience keeps only its `true` rows; a computed trait a row per user with a value.
+        //   The primary key serves the diff's joins.
+        // - `outbox`: every message a sync decided to send, with its final bytes, so a rerun after a
+        //   crash re-sends the same message (same messageId). `state` moves pending → delivered|failed.
+        //   `removes` is 1 when acknowledging the change deletes the user's snapshot row (an audience
+        //   exit, a computed trait gone), since a trait's value may itself be `false`.
+        // - `runs`: one row per synced pair per sync; AUTOINCREMENT so that a run id is never reused
+        //   (message ids are derived from it).
+        // - `pairs`: when the last completed sync of a pair started (decides due-ness).
         """
+        CREATE TABLE snapshots (
+            key TEXT NOT NULL,
+            destination TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (key, destination, user_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            started_at INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            destination TEXT NOT NULL,
+            first_sync INTEGER NOT NULL,
+            sent INTEGER NOT NULL DEFAULT 0,
+            failed INTEGER NOT NULL DEFAULT 0,
+            outcome TEXT NOT NULL DEFAULT 'running' CHECK (outcome IN ('running', 'ok', 'partial', 'failed')),
+            duration_ms INTEGER
+        );
+        CREATE INDEX runs_by_pair ON runs (key, destination, id);
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs (id),
+            key TEXT NOT NULL,
+            destination TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            value TEXT NOT NULL,
+            removes INTEGER NOT NULL,
+            message_id TEXT NOT NULL UNIQUE,
+            message TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),
+            reason TEXT,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        );
+        CREATE INDEX outbox_by_pair ON outbox (key, destination, state, id);
+        CREATE TABLE pairs (
+            key TEXT NOT NULL,
+            destination TEXT NOT NULL,
+            last_synced_at INTEGER NOT NULL,
+            PRIMARY KEY (key, destination)
+        ) WITHOUT ROWID;
+        """,
     ]
 
     // MARK: Queries used by commands and tests

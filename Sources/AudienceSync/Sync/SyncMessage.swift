@@ -1,0 +1,61 @@
+/// The messages a sync sends for one change (SPEC §6.1).
+public enum SyncMessage {
+    /// A stable id for a definition's key: `aud_` or `trt_` and the first 24 hex digits of the
+    /// SHA-256 of the key, so the same key always gets the same id.
+    public static func computationID(key: String, kind: Definition.Kind) -> String {
+        let prefix = kind == .audience ? "aud_" : "trt_"
+        return prefix + String(SHA256.hex(Array(key.utf8)).prefix(24))
+    }
+
+    /// The messageId of a change: a function of the pair, the user, the value (JSON text) and the
+    /// run that first produced the change; 51 characters. Fields are NUL-separated so that no two
+    /// different inputs hash the same text.
+    public static func messageID(key: String, destination: String, userId: String, value: String, runId: Int64)
+        -> String
+    {
+        let text = ["audience-sync/1", key, destination, userId, value, String(runId)].joined(separator: "\u{0}")
+        return "as-\(runId)-" + String(SHA256.hex(Array(text.utf8)).prefix(40))
+    }
+
+    /// The message for `value` of `definition` for `userId`: an `identify` with `{key: value}`
+    /// traits, or for an audience sent to a `send_as: track` destination an `Audience Entered` /
+    /// `Audience Exited` track.
+    public static func build(
+        definition: Definition, sendAs: DestinationConfiguration.SendAs, spaceID: String?, userId: String,
+        value: JSONValue, messageId: String, now: Int64
+    ) -> JSONValue {
+        let audience = definition.kind == .audience
+        let context = JSONValue.object([
+            "personas": .object([
+                "computation_class": .string(audience ? "audience" : "trait"),
+                "computation_key": .string(definition.key),
+                "computation_id": .string(computationID(key: definition.key, kind: definition.kind)),
+                "space_id": .string(spaceID),
+                "namespace": .string(spaceID),
+            ]),
+            "library": .object(["name": .string(AudienceSyncVersion.name), "version": .string(AudienceSyncVersion.version)]),
+        ])
+        if audience && sendAs == .track {
+            let entered = value == .bool(true)
+            return .object([
+                "type": .string("track"),
+                "userId": .string(userId),
+                "event": .string(entered ? "Audience Entered" : "Audience Exited"),
+                "properties": .object([
+                    JSONValue.Member("audience_key", .string(definition.key)), JSONValue.Member(definition.key, value),
+                ]),
+                "context": context,
+                "messageId": .string(messageId),
+                "timestamp": .string(Timestamp.format(now)),
+            ])
+        }
+        return .object([
+            "type": .string("identify"),
+            "userId": .string(userId),
+            "traits": .object([JSONValue.Member(definition.key, value)]),
+            "context": context,
+            "messageId": .string(messageId),
+            "timestamp": .string(Timestamp.format(now)),
+        ])
+    }
+}

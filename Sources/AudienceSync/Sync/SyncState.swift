@@ -1,0 +1,83 @@
+/// Reads of the sync tables (snapshots, outbox, runs, pairs) shared by `sync`, `diff` and `status`.
+struct SyncState {
+    let database: Database
+
+    /// When the last completed sync of the pair started; nil when it never completed one.
+    func lastSyncedAt(key: String, destination: String) throws -> Int64? {
+        try database.prepare("SELECT last_synced_at FROM pairs WHERE key = ?1 AND destination = ?2")
+            .scalar([.text(key), .text(destination)])?.int64
+    }
+
+    /// Whether the pair has never been synced: no completed sync and no snapshot row.
+    func isFirstSync(key: String, destination: String) throws -> Bool {
+        guard try lastSyncedAt(key: key, destination: destination) == nil else { return false }
+        return try database.prepare("SELECT 1 FROM snapshots WHERE key = ?1 AND destination = ?2 LIMIT 1")
+            .scalar([.text(key), .text(destination)]) == nil
+    }
+
+    /// The id the next run will get (runs use AUTOINCREMENT: one past the largest ever given).
+    func nextRunId() throws -> Int64 {
+        (try database.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'runs'").scalar()?.int64 ?? 0) + 1
+    }
+
+    /// The pairs with pending outbox work, oldest work first.
+    func pendingPairs() throws -> [(key: String, destination: String)] {
+        try database.prepare(
+            "SELECT key, destination FROM outbox WHERE state = 'pending' GROUP BY key, destination ORDER BY min(id)"
+        ).rows().compactMap { row in
+            guard let key = row[0].string, let destination = row[1].string else { return nil }
+            return (key, destination)
+        }
+    }
+
+    /// Pending outbox messages of a pair, in outbox order.
+    func pendingMessages(key: String, destination: String, after id: Int64, limit: Int) throws -> [OutboundMessage] {
+        try database.prepare(
+            """
+            SELECT id, user_id, message_id, message FROM outbox
+            WHERE key = ?1 AND destination = ?2 AND state = 'pending' AND id > ?3 ORDER BY id LIMIT ?4
+            """
+        ).rows([.text(key), .text(destination), .integer(id), .integer(Int64(limit))]).compactMap { row in
+            guard let id = row[0].int64, let userId = row[1].string, let messageId = row[2].string,
+                let body = row[3].string
+            else { return nil }
+            return OutboundMessage(id: id, userId: userId, messageId: messageId, body: body)
+        }
+    }
+
+    /// Snapshot sizes of every pair that has one.
+    func snapshotSizes() throws -> [(key: String, destination: String, count: Int)] {
+        try database.prepare("SELECT key, destination, count(*) FROM snapshots GROUP BY key, destination ORDER BY 1, 2")
+            .rows().compactMap { row in
+                guard let key = row[0].string, let destination = row[1].string else { return nil }
+                return (key, destination, Int(row[2].int64 ?? 0))
+            }
+    }
+
+    /// Snapshots that belong to no configured pair (SPEC §6: a definition that disappeared or
+    /// changed its key). `known` holds the pairs of every definition file, enabled or not.
+    func orphans(known: Set<PairName>) throws -> [(key: String, destination: String, count: Int)] {
+        try snapshotSizes().filter { !known.contains(PairName(key: $0.key, destination: $0.destination)) }
+    }
+
+    func count(_ sql: String, _ values: [SQLiteValue] = []) throws -> Int {
+        Int(try database.prepare(sql).scalar(values)?.int64 ?? 0)
+    }
+}
+
+/// A pair by name, for sets.
+struct PairName: Hashable {
+    var key: String
+    var destination: String
+}
+
+extension DefinitionSet {
+    /// The (key, destination) pairs of every definition file, enabled or disabled.
+    func knownPairs() -> Set<PairName> {
+        var result = Set<PairName>()
+        for definition in definitions + disabled {
+            for destination in definition.destinations { result.insert(PairName(key: definition.key, destination: destination)) }
+        }
+        return result
+    }
+}

@@ -1,0 +1,316 @@
+import Logging
+
+/// What one `sync` did (SPEC §10).
+public struct SyncReport: Sendable {
+    public struct Pair: Sendable, Equatable {
+        public var key: String
+        public var destination: String
+        public var due = false
+        public var firstSync = false
+        /// Messages of this run acknowledged by the destination.
+        public var sent = 0
+        /// Messages refused for good (this run's or resumed ones).
+        public var failed = 0
+        /// Messages of earlier, interrupted runs delivered by this one.
+        public var resumed = 0
+        /// Messages left pending because delivery stopped (the next run sends them).
+        public var pending = 0
+        /// Why the pair was not synced (an unsupported destination type).
+        public var skipped: String?
+    }
+
+    public struct Orphan: Sendable, Equatable {
+        public var key: String
+        public var destination: String
+        public var synced: Int
+    }
+
+    public var now: Int64
+    public var pairs: [Pair] = []
+    public var orphaned: [Orphan] = []
+    /// Things the user should see on standard error.
+    public var warnings: [String] = []
+
+    /// SPEC §8: 1 when a delivery failed or was left pending, else 0.
+    public var exitStatus: Int32 { pairs.contains { $0.failed > 0 || $0.pending > 0 } ? 1 : 0 }
+
+    public var json: JSONValue {
+        .object([
+            "now": .string(Timestamp.format(now)),
+            "pairs": .array(
+                pairs.map { pair in
+                    var members: [JSONValue.Member] = [
+                        .init("key", .string(pair.key)), .init("destination", .string(pair.destination)),
+                        .init("due", .bool(pair.due)), .init("first_sync", .bool(pair.firstSync)),
+                        .init("sent", .int(pair.sent)), .init("failed", .int(pair.failed)),
+                        .init("resumed", .int(pair.resumed)), .init("pending", .int(pair.pending)),
+                    ]
+                    if let skipped = pair.skipped { members.append(.init("skipped", .string(skipped))) }
+                    return .object(members)
+                }),
+            "orphaned": .array(
+                orphaned.map {
+                    .object(["key": .string($0.key), "destination": .string($0.destination), "synced": .int($0.synced)])
+                }),
+        ])
+    }
+}
+
+/// Runs a sync (SPEC §6): resumes pending outbox work, then for each due pair diffs, writes the
+/// outbox in one transaction, delivers it in batches and records the run.
+///
+/// The caller holds the `SyncLock` and owns the store's connection.
+public final class Syncer {
+    public let engine: MembershipEngine
+    public let configuration: Configuration
+    let logger: Logger
+    /// Returns the destination for a configuration, or nil when this version cannot deliver to it.
+    let makeDestination: (DestinationConfiguration) throws -> (any Destination)?
+    /// Messages per delivered batch (and per snapshot transaction).
+    public var batchSize: Int
+    /// Wall-clock milliseconds, for run durations (tests pass `now` for everything else).
+    var clock: () -> Int64 = Timestamp.now
+
+    private var database: Database { engine.store.database }
+    private var state: SyncState { SyncState(database: database) }
+    private var destinations: [String: any Destination] = [:]
+
+    public init(
+        engine: MembershipEngine, configuration: Configuration, logger: Logger, batchSize: Int = 500,
+        makeDestination: @escaping (DestinationConfiguration) throws -> (any Destination)? = Syncer.standardDestination
+    ) {
+        self.engine = engine
+        self.configuration = configuration
+        self.logger = logger
+        self.batchSize = max(1, batchSize)
+        self.makeDestination = makeDestination
+    }
+
+    /// The destinations this version delivers to: `file` only.
+    public static func standardDestination(_ configuration: DestinationConfiguration) throws -> (any Destination)? {
+        guard configuration.kind == .file, let path = configuration.path else { return nil }
+        return FileDestination(path: path)
+    }
+
+    public func sync(_ selection: SyncSelection, now: Int64) throws -> SyncReport {
+        let selected = try selection.pairs(definitions: engine.definitions, configuration: configuration)
+        var report = SyncReport(now: now)
+        var entries: [PairName: SyncReport.Pair] = [:]
+        var order: [PairName] = []
+        func entry(_ name: PairName) -> SyncReport.Pair {
+            entries[name] ?? SyncReport.Pair(key: name.key, destination: name.destination)
+        }
+
+        // Step 2: finish what an interrupted run left pending, whatever the filters.
+        for pending in try state.pendingPairs() {
+            let name = PairName(key: pending.key, destination: pending.destination)
+            guard let destinationConfiguration = configuration.destination(named: pending.destination),
+                let destination = try destination(for: destinationConfiguration)
+            else {
+                report.warnings.append(
+                    "\(pending.key) → \(pending.destination): pending messages stay in the outbox: the destination is not configured or not supported yet"
+                )
+                continue
+            }
+            let outcome = try deliver(key: pending.key, destinationName: pending.destination, to: destination)
+            var item = entry(name)
+            item.resumed += outcome.delivered
+            item.failed += outcome.failed
+            item.pending += outcome.pending
+            entries[name] = item
+            if !order.contains(name) { order.append(name) }
+            try finishInterruptedRuns(key: pending.key, destination: pending.destination)
+        }
+
+        // Steps 3–6 for each selected pair.
+        let differ = try PairDiffer(engine: engine)
+        for pair in selected {
+            let name = PairName(key: pair.key, destination: pair.destination.name)
+            if !order.contains(name) { order.append(name) }
+            var item = entry(name)
+            let lastSyncedAt = try state.lastSyncedAt(key: pair.key, destination: pair.destination.name)
+            item.due = selection.force || pair.isDue(lastSyncedAt: lastSyncedAt, now: now)
+            item.firstSync = try state.isFirstSync(key: pair.key, destination: pair.destination.name)
+            defer { entries[name] = item }
+            guard item.due else { continue }
+            guard pair.unsupportedReason == nil, let destination = try destination(for: pair.destination) else {
+                let reason = pair.unsupportedReason ?? "destination \(pair.destination.name) cannot be delivered to"
+                item.skipped = reason
+                report.warnings.append("\(pair.key) → \(pair.destination.name): skipped: \(reason)")
+                continue
+            }
+            guard item.pending == 0 else {
+                // Its earlier work could not be delivered just now; adding more would only queue behind it.
+                report.warnings.append("\(pair.key) → \(pair.destination.name): skipped: earlier messages are still pending")
+                continue
+            }
+            let started = clock()
+            let runId = try writeOutbox(pair, differ: differ, firstSync: item.firstSync, now: now)
+            let outcome = try deliver(key: pair.key, destinationName: pair.destination.name, to: destination)
+            item.sent += outcome.delivered
+            item.failed += outcome.failed
+            item.pending += outcome.pending
+            try finishRun(runId, durationMilliseconds: clock() - started)
+            logger.info(
+                "synced pair",
+                metadata: [
+                    "key": "\(pair.key)", "destination": "\(pair.destination.name)", "sent": "\(outcome.delivered)",
+                    "failed": "\(outcome.failed)", "pending": "\(outcome.pending)",
+                ])
+        }
+        report.pairs = order.map { entry($0) }
+        report.orphaned = try state.orphans(known: engine.definitions.knownPairs()).map {
+            SyncReport.Orphan(key: $0.key, destination: $0.destination, synced: $0.count)
+        }
+        for orphan in report.orphaned {
+            report.warnings.append(
+                "\(orphan.key) → \(orphan.destination): orphaned snapshot of \(orphan.synced) users (no definition has this key any more; see 'audience-sync retire')"
+            )
+        }
+        return report
+    }
+
+    private func destination(for configuration: DestinationConfiguration) throws -> (any Destination)? {
+        if let existing = destinations[configuration.name] { return existing }
+        let made = try makeDestination(configuration)
+        destinations[configuration.name] = made
+        return made
+    }
+
+    /// Diffs `pair` and writes its run row and every change to the outbox in one transaction.
+    private func writeOutbox(_ pair: SyncPair, differ: PairDiffer, firstSync: Bool, now: Int64) throws -> Int64 {
+        _ = try differ.load(pair, now: now)
+        return try database.inTransaction(.immediate) {
+            try database.prepare("INSERT INTO runs (started_at, key, destination, first_sync) VALUES (?1, ?2, ?3, ?4)")
+                .execute([.integer(now), .text(pair.key), .text(pair.destination.name), .integer(firstSync ? 1 : 0)])
+            let runId = database.lastInsertRowID
+            let insert = try database.prepare(
+                """
+                INSERT INTO outbox (run_id, key, destination, user_id, value, removes, message_id, message, created_at, updated_at)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+                """, persistent: true)
+            try differ.forEachChange(pair) { change in
+                let message = try Self.message(for: change, of: pair, runId: runId, spaceID: configuration.spaceID, now: now)
+                try insert.execute([
+                    .integer(runId), .text(pair.key), .text(pair.destination.name), .text(change.userId),
+                    .text(change.value), .integer(change.removes ? 1 : 0), .text(message.messageId),
+                    .text(message.body.jsonString), .integer(now),
+                ])
+            }
+            return runId
+        }
+    }
+
+    /// The message of `change`, as a sync with run `runId` writes it to the outbox.
+    static func message(for change: PairChange, of pair: SyncPair, runId: Int64, spaceID: String?, now: Int64) throws
+        -> (messageId: String, body: JSONValue)
+    {
+        let messageId = SyncMessage.messageID(
+            key: pair.key, destination: pair.destination.name, userId: change.userId, value: change.value, runId: runId)
+        let body = SyncMessage.build(
+            definition: pair.definition, sendAs: pair.destination.sendAs, spaceID: spaceID, userId: change.userId,
+            value: try JSONValue.parse(change.value), messageId: messageId, now: now)
+        return (messageId, body)
+    }
+
+    /// Delivers a pair's pending outbox messages in batches. Each batch's results are recorded,
+    /// and acknowledged changes applied to the snapshot, in one transaction. A destination that
+    /// throws stops the delivery: the rest stays pending for the next run.
+    private func deliver(key: String, destinationName: String, to destination: any Destination) throws
+        -> (delivered: Int, failed: Int, pending: Int)
+    {
+        var delivered = 0
+        var failed = 0
+        var lastId: Int64 = 0
+        let markDelivered = try database.prepare(
+            "UPDATE outbox SET state = 'delivered', updated_at = ?2 WHERE id = ?1", persistent: true)
+        let markFailed = try database.prepare(
+            "UPDATE outbox SET state = 'failed', reason = ?2, updated_at = ?3 WHERE id = ?1", persistent: true)
+        let apply = try database.prepare(
+            """
+            INSERT INTO snapshots (key, destination, user_id, value)
+            SELECT key, destination, user_id, value FROM outbox WHERE id = ?1 AND removes = 0
+            ON CONFLICT (key, destination, user_id) DO UPDATE SET value = excluded.value
+            """, persistent: true)
+        let remove = try database.prepare(
+            """
+            DELETE FROM snapshots WHERE (key, destination, user_id) IN
+                (SELECT key, destination, user_id FROM outbox WHERE id = ?1 AND removes = 1)
+            """, persistent: true)
+        while true {
+            let batch = try state.pendingMessages(key: key, destination: destinationName, after: lastId, limit: batchSize)
+            guard let last = batch.last else { break }
+            lastId = last.id
+            let results: [DeliveryResult]
+            do {
+                results = try destination.deliver(batch)
+            } catch {
+                logger.error(
+                    "delivery interrupted; the messages stay pending",
+                    metadata: ["key": "\(key)", "destination": "\(destinationName)", "error": "\(error)"])
+                break
+            }
+            guard results.count == batch.count else {
+                throw AudienceSyncError(
+                    .delivery, "destination \(destinationName) answered \(results.count) results for \(batch.count) messages")
+            }
+            let updatedAt = clock()
+            try database.inTransaction(.immediate) {
+                for (message, result) in zip(batch, results) {
+                    switch result {
+                    case .acknowledged:
+                        try markDelivered.execute([.integer(message.id), .integer(updatedAt)])
+                        try apply.execute([.integer(message.id)])
+                        try remove.execute([.integer(message.id)])
+                        delivered += 1
+                    case .failed(let reason):
+                        try markFailed.execute([.integer(message.id), .text(reason), .integer(updatedAt)])
+                        failed += 1
+                    }
+                }
+            }
+        }
+        let pending = try state.count(
+            "SELECT count(*) FROM outbox WHERE key = ?1 AND destination = ?2 AND state = 'pending'",
+            [.text(key), .text(destinationName)])
+        return (delivered, failed, pending)
+    }
+
+    /// Records a run's counts and outcome. A run with nothing left pending is complete: the pair's
+    /// last completed sync becomes the run's start (unless a later one is already recorded).
+    private func finishRun(_ runId: Int64, durationMilliseconds: Int64?) throws {
+        try database.inTransaction(.immediate) {
+            let row = try database.prepare(
+                """
+                SELECT sum(state = 'delivered'), sum(state = 'failed'), sum(state = 'pending') FROM outbox WHERE run_id = ?1
+                """
+            ).rows([.integer(runId)]).first ?? []
+            let sent = row.first?.int64 ?? 0
+            let failed = row.count > 1 ? row[1].int64 ?? 0 : 0
+            let pending = row.count > 2 ? row[2].int64 ?? 0 : 0
+            let outcome = pending > 0 ? "failed" : failed > 0 ? "partial" : "ok"
+            try database.prepare(
+                """
+                UPDATE runs SET sent = ?2, failed = ?3, outcome = ?4, duration_ms = coalesce(?5, duration_ms) WHERE id = ?1
+                """
+            ).execute([.integer(runId), .integer(sent), .integer(failed), .text(outcome), .integer(durationMilliseconds)])
+            if pending == 0 {
+                try database.prepare(
+                    """
+                    INSERT INTO pairs (key, destination, last_synced_at)
+                    SELECT key, destination, started_at FROM runs WHERE id = ?1
+                    ON CONFLICT (key, destination) DO UPDATE SET last_synced_at = max(last_synced_at, excluded.last_synced_at)
+                    """
+                ).execute([.integer(runId)])
+            }
+        }
+    }
+
+    /// Finishes the records of a pair's runs that were interrupted and whose messages are now resolved.
+    private func finishInterruptedRuns(key: String, destination: String) throws {
+        let runs = try database.prepare(
+            "SELECT id FROM runs WHERE key = ?1 AND destination = ?2 AND outcome IN ('running', 'failed') ORDER BY id"
+        ).rows([.text(key), .text(destination)]).compactMap { $0[0].int64 }
+        for runId in runs { try finishRun(runId, durationMilliseconds: nil) }
+    }
+}

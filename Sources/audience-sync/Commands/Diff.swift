@@ -1,0 +1,54 @@
+import ArgumentParser
+import AudienceSync
+import Foundation
+
+extension AudienceSyncCommand {
+    /// `audience-sync diff`: what a forced sync would send, changing nothing.
+    struct Diff: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show what 'sync --force' would send at a time, without sending or changing anything.",
+            discussion: """
+                Opens the store read-only. Per (definition, destination) pair: first sync or not, due or \
+                not, members now, synced snapshot size, entering, exiting, changed, unchanged and pending \
+                messages, with sample user ids. --format ndjson prints the exact messages.
+                """)
+
+        @OptionGroup var global: GlobalOptions
+
+        @Option(name: .customLong("definition"), help: ArgumentHelp("Only this definition key (repeatable).", valueName: "key"))
+        var definitions: [String] = []
+
+        @Option(name: .customLong("destination"), help: ArgumentHelp("Only this destination (repeatable).", valueName: "name"))
+        var destinations: [String] = []
+
+        @Option(help: ArgumentHelp("Evaluate as of this ISO-8601 time.", valueName: "time"))
+        var now: String?
+
+        @Option(help: "Output format: text, json or ndjson.")
+        var format: DiffFormat = .text
+
+        func validate() throws {
+            if let now, Timestamp.parse(now) == nil {
+                throw ValidationError("--now: expected an ISO-8601 time like 2026-11-22T12:00:00Z (got '\(now)')")
+            }
+        }
+
+        func run() async throws {
+            let context = try ComputeContext(global: global, now: now)
+            let report = try Syncer.dryRun(
+                engine: context.engine, configuration: context.configuration,
+                selection: SyncSelection(definitions: definitions, destinations: destinations, force: true),
+                now: context.now)
+            switch format {
+            case .text: Console.output(report.text)
+            case .json: Console.output(report.json.jsonString)
+            case .ndjson: if !report.messages.isEmpty { Console.output(report.messages.joined(separator: "\n")) }
+            }
+        }
+    }
+}
+
+/// The output formats of `diff`.
+enum DiffFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json, ndjson
+}

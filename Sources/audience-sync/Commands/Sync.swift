@@ -1,0 +1,79 @@
+import ArgumentParser
+import AudienceSync
+import Foundation
+
+extension AudienceSyncCommand {
+    /// `audience-sync sync`: the cron job (SPEC §6).
+    struct Sync: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Send membership changes of the due (definition, destination) pairs.",
+            discussion: """
+                Takes the database's sync lock (exit 3 when another sync holds it), finishes delivery \
+                left pending by an interrupted run, then diffs each due pair against its snapshot and \
+                delivers the changes. Exit 1 when a delivery failed or was left pending. This version \
+                delivers to 'file' destinations only; pairs of other destinations are skipped with a warning.
+                """)
+
+        @OptionGroup var global: GlobalOptions
+
+        @Option(name: .customLong("definition"), help: ArgumentHelp("Only this definition key (repeatable).", valueName: "key"))
+        var definitions: [String] = []
+
+        @Option(name: .customLong("destination"), help: ArgumentHelp("Only this destination (repeatable).", valueName: "name"))
+        var destinations: [String] = []
+
+        @Option(help: ArgumentHelp("Evaluate as of this ISO-8601 time (default: the clock).", valueName: "time"))
+        var now: String?
+
+        @Flag(help: "Sync every selected pair, due or not.")
+        var force = false
+
+        @Option(help: "Output format: text or json.")
+        var format: OutputFormat = .text
+
+        func validate() throws {
+            if let now, Timestamp.parse(now) == nil {
+                throw ValidationError("--now: expected an ISO-8601 time like 2026-11-22T12:00:00Z (got '\(now)')")
+            }
+        }
+
+        func run() async throws {
+            guard let configuration = try global.loadConfiguration(required: true) else {
+                throw AudienceSyncError(.configuration, "no configuration file")
+            }
+            let definitionSet = try DefinitionSet.load(directory: configuration.definitionsPath, configuration: configuration)
+            let path = global.databaseFile ?? configuration.databasePath
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw AudienceSyncError(.usage, "no store yet: run 'audience-sync ingest' first", file: path)
+            }
+            let lock = try SyncLock(databasePath: path)
+            let store = try EventStore(path: path)
+            let syncer = Syncer(
+                engine: MembershipEngine(store: store, definitions: definitionSet), configuration: configuration,
+                logger: global.makeLogger())
+            let report = try syncer.sync(
+                SyncSelection(definitions: definitions, destinations: destinations, force: force),
+                now: now.flatMap(Timestamp.parse) ?? Timestamp.now())
+            withExtendedLifetime(lock) {}
+            for warning in report.warnings { Console.error("warning: \(warning)") }
+            switch format {
+            case .json: Console.output(report.json.jsonString)
+            case .text:
+                for pair in report.pairs {
+                    var line = "\(pair.key) → \(pair.destination): "
+                    if let skipped = pair.skipped {
+                        line += "skipped (\(skipped))"
+                    } else if !pair.due && pair.resumed == 0 {
+                        line += "not due"
+                    } else {
+                        line += "\(pair.sent) sent, \(pair.failed) failed, \(pair.resumed) resumed"
+                        if pair.firstSync { line += " (first sync)" }
+                        if pair.pending > 0 { line += ", \(pair.pending) still pending" }
+                    }
+                    Console.output(line)
+                }
+            }
+            if report.exitStatus != 0 { throw ExitCode(report.exitStatus) }
+        }
+    }
+}
