@@ -68,7 +68,7 @@ struct Bench: ParsableCommand {
             valueName: "file"))
     var config: String?
 
-    @Flag(help: "Print the query plans of the engine and of the baseline SQL for each definition on standard error.")
+    @Flag(help: "Print the SQL and query plan of the engine and of the baseline for each definition on standard error.")
     var queryPlans = false
 
     /// The configuration file: `--config`, else `audience-sync.yml` in the definitions folder's parent.

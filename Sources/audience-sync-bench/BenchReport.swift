@@ -18,6 +18,8 @@ struct BenchReport {
     var computeRows: [(key: String, count: Int)]?
     /// True when every baseline gave exactly the engine's result (a mismatch stops the run).
     var baselineMatches: Bool?
+    /// The peak resident set when the compute stage starts; `peak_rss_mb` above it is compute's.
+    var peakResidentBeforeComputeMebibytes: Double?
     var diffSeconds: Double?
     var deliverFileMessagesPerSecond: Double?
     var deliverHTTPMessagesPerSecond: Double?
@@ -71,6 +73,7 @@ struct BenchReport {
                 .object(ratios.map { JSONValue.Member($0.key, rounded($0.ratio, places: 2)) })
             } ?? .null,
             "baseline_matches": baselineMatches.map(JSONValue.bool) ?? .null,
+            "peak_rss_before_compute_mb": rounded(peakResidentBeforeComputeMebibytes, places: 1),
             "build": .string(Self.build),
             "machine": ProcessFigures.machine,
         ])

@@ -14,12 +14,13 @@ struct ComputeRun {
     var databasePath: String
     /// Evaluation time, epoch milliseconds.
     var now: Int64
-    /// Print both query plans of every definition on standard error.
+    /// Print the SQL and query plan of the engine and of the baseline for every definition on standard error.
     var showQueryPlans: Bool
 
     static let timedRuns = 3
 
     func measure(into report: inout BenchReport) throws {
+        report.peakResidentBeforeComputeMebibytes = ProcessFigures.peakResidentMebibytes()
         let configuration = try Configuration.load(file: configurationPath)
         let definitions = try DefinitionSet.load(directory: definitionsPath, configuration: configuration)
         let store = try EventStore(path: databasePath, mode: .readOnly)
@@ -60,8 +61,9 @@ struct ComputeRun {
             }
             if showQueryPlans {
                 let engineSQL = try engine.statement(key: key, now: now).sql
-                Progress.note("query plan of the engine for \(key):\n" + (try plan(engineSQL, store.database)))
-                Progress.note("query plan of the baseline for \(key):\n" + (try plan(baseline.sql, store.database)))
+                for (whose, sql) in [("the engine", engineSQL), ("the baseline", baseline.sql)] {
+                    Progress.note("\(key), SQL of \(whose):\n\(sql)\nquery plan:\n" + (try plan(sql, store.database)))
+                }
             }
         }
         report.computeSeconds = computeSeconds
