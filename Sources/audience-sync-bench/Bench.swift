@@ -64,7 +64,8 @@ struct Bench: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "The configuration naming the destinations definitions may use (default: audience-sync.yml beside the definitions folder).",
+            "The configuration naming the destinations definitions may use "
+                + "(default: audience-sync.yml beside the definitions folder).",
             valueName: "file"))
     var config: String?
 
@@ -96,11 +97,13 @@ struct Bench: ParsableCommand {
             guard FileManager.default.fileExists(atPath: definitions, isDirectory: &isDirectory), isDirectory.boolValue
             else {
                 throw ValidationError(
-                    "--definitions '\(definitions)' is not a folder (a relative path is taken from the current directory, \(here)); run from the repository root or name the folder.")
+                    "--definitions '\(definitions)' is not a folder (a relative path is taken from the current "
+                        + "directory, \(here)); run from the repository root or name the folder.")
             }
             guard FileManager.default.isReadableFile(atPath: configurationPath) else {
                 throw ValidationError(
-                    "the configuration '\(configurationPath)' for the definitions is not a readable file (a relative path is taken from the current directory, \(here)); name it with --config.")
+                    "the configuration '\(configurationPath)' for the definitions is not a readable file (a relative "
+                        + "path is taken from the current directory, \(here)); name it with --config.")
             }
         }
     }

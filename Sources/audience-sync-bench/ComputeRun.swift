@@ -50,7 +50,8 @@ struct ComputeRun {
                 continue
             }
             guard baseline.kind == definition.kind else {
-                throw mismatch(key, "the baseline is a \(baseline.kind.rawValue), the definition a \(definition.kind.rawValue)")
+                throw mismatch(
+                    key, "the baseline is a \(baseline.kind.rawValue), the definition a \(definition.kind.rawValue)")
             }
             let statement = try store.database.prepare(baseline.sql)
             let (baselineTime, expected) = try Self.bestOfRuns { try run(baseline, statement) }
