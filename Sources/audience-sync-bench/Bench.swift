@@ -50,8 +50,33 @@ struct Bench: ParsableCommand {
     @Flag(help: "Keep the temporary work folder (its path is printed on standard error).")
     var keep = false
 
-    @Option(help: ArgumentHelp("The generator's end of time and the ingest time (ISO-8601).", valueName: "time"))
+    @Option(
+        help: ArgumentHelp(
+            "The generator's end of time, the ingest time and the time definitions are computed at (ISO-8601).",
+            valueName: "time"))
     var now = "2026-11-22T12:00:00Z"
+
+    @Option(
+        help: ArgumentHelp(
+            "The definitions folder the compute stage computes (relative to the current directory).",
+            valueName: "dir"))
+    var definitions = "fixtures/demo/audiences"
+
+    @Option(
+        help: ArgumentHelp(
+            "The configuration naming the destinations definitions may use "
+                + "(default: audience-sync.yml beside the definitions folder).",
+            valueName: "file"))
+    var config: String?
+
+    @Flag(help: "Print the SQL and query plan of the engine and of the baseline for each definition on standard error.")
+    var queryPlans = false
+
+    /// The configuration file: `--config`, else `audience-sync.yml` in the definitions folder's parent.
+    private var configurationPath: String {
+        config ?? ((definitions as NSString).deletingLastPathComponent as NSString)
+            .appendingPathComponent("audience-sync.yml")
+    }
 
     func validate() throws {
         guard events >= 1 else { throw ValidationError("--events must be at least 1 (got \(events)).") }
@@ -65,6 +90,21 @@ struct Bench: ParsableCommand {
         }
         if let input, !FileManager.default.isReadableFile(atPath: input) {
             throw ValidationError("--input '\(input)' is not a readable file.")
+        }
+        if requested.contains(.compute) {
+            let here = FileManager.default.currentDirectoryPath
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: definitions, isDirectory: &isDirectory), isDirectory.boolValue
+            else {
+                throw ValidationError(
+                    "--definitions '\(definitions)' is not a folder (a relative path is taken from the current "
+                        + "directory, \(here)); run from the repository root or name the folder.")
+            }
+            guard FileManager.default.isReadableFile(atPath: configurationPath) else {
+                throw ValidationError(
+                    "the configuration '\(configurationPath)' for the definitions is not a readable file (a relative "
+                        + "path is taken from the current directory, \(here)); name it with --config.")
+            }
         }
     }
 
@@ -94,6 +134,13 @@ struct Bench: ParsableCommand {
                 users: userCount, events: events, seed: seed, now: end, input: input,
                 workFolder: workFolder, databasePath: databasePath)
             try run.measure(into: &report, reportIngest: requested.contains(.ingest))
+        }
+
+        if requested.contains(.compute) {
+            let run = ComputeRun(
+                definitionsPath: definitions, configurationPath: configurationPath, databasePath: databasePath,
+                now: end, showQueryPlans: queryPlans)
+            try run.measure(into: &report)
         }
 
         for stage in requested where !stage.isImplemented {

@@ -14,6 +14,12 @@ struct BenchReport {
     var computeSeconds: [(key: String, seconds: Double)]?
     /// The same definitions as hand-written SQL, for comparison.
     var baselineSQLSeconds: [(key: String, seconds: Double)]?
+    /// Members (audiences) or users with a value (computed traits), per definition key.
+    var computeRows: [(key: String, count: Int)]?
+    /// True when every baseline gave exactly the engine's result (a mismatch stops the run).
+    var baselineMatches: Bool?
+    /// The peak resident set when the compute stage starts; `peak_rss_mb` above it is compute's.
+    var peakResidentBeforeComputeMebibytes: Double?
     var diffSeconds: Double?
     var deliverFileMessagesPerSecond: Double?
     var deliverHTTPMessagesPerSecond: Double?
@@ -60,9 +66,37 @@ struct BenchReport {
                 ])
             } ?? .null,
             "peak_rss_before_ingest_mb": rounded(peakResidentBeforeIngestMebibytes, places: 1),
+            "compute_rows": computeRows.map { rows in .object(rows.map { JSONValue.Member($0.key, .int($0.count)) }) }
+                ?? .null,
+            "compute_vs_baseline": rounded(computeVersusBaseline, places: 2),
+            "compute_vs_baseline_by_key": computeVersusBaselineByKey.map { ratios in
+                .object(ratios.map { JSONValue.Member($0.key, rounded($0.ratio, places: 2)) })
+            } ?? .null,
+            "baseline_matches": baselineMatches.map(JSONValue.bool) ?? .null,
+            "peak_rss_before_compute_mb": rounded(peakResidentBeforeComputeMebibytes, places: 1),
             "build": .string(Self.build),
             "machine": ProcessFigures.machine,
         ])
+    }
+
+    /// Engine seconds over baseline seconds for each key that has a baseline.
+    var computeVersusBaselineByKey: [(key: String, ratio: Double)]? {
+        guard let computeSeconds, let baselineSQLSeconds else { return nil }
+        return baselineSQLSeconds.compactMap { baseline in
+            guard let compute = computeSeconds.first(where: { $0.key == baseline.key }), baseline.seconds > 0 else {
+                return nil
+            }
+            return (baseline.key, compute.seconds / baseline.seconds)
+        }
+    }
+
+    /// The engine's total over the baseline's total, on the keys that have a baseline.
+    var computeVersusBaseline: Double? {
+        guard let computeSeconds, let baselineSQLSeconds else { return nil }
+        let keys = Set(baselineSQLSeconds.map(\.key))
+        let compute = computeSeconds.filter { keys.contains($0.key) }.reduce(0) { $0 + $1.seconds }
+        let baseline = baselineSQLSeconds.reduce(0) { $0 + $1.seconds }
+        return baseline > 0 ? compute / baseline : nil
     }
 
     static var build: String {

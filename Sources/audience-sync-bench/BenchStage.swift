@@ -6,7 +6,7 @@ enum BenchStage: String, CaseIterable {
     case ingest, compute, diff, deliver
 
     /// Whether the stage is measured yet; the others are skipped with a note and null figures.
-    var isImplemented: Bool { self == .ingest }
+    var isImplemented: Bool { self == .ingest || self == .compute }
 
     /// Whether the stage needs a database of generated events (made untimed when ingest is not a stage).
     var needsDatabase: Bool { isImplemented }

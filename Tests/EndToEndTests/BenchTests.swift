@@ -3,8 +3,17 @@ import Testing
 
 /// The benchmark harness at a tiny size, so that it keeps building and running.
 @Suite struct BenchTests {
-    @Test func ingestStagePrintsOneJSONObjectOfFigures() throws {
-        let (status, output, errors) = try Self.run(["--events", "20000", "--stages", "ingest"])
+    /// The demo definitions the compute stage computes, and their baselines.
+    static let demoKeys = [
+        "engaged_non_buyers", "nps_detractors", "order_completed_last_30days", "signup_to_order_7d",
+        "total_spent_90_days",
+    ]
+
+    @Test func ingestAndComputeStagesPrintOneJSONObjectOfFigures() throws {
+        let definitions = (repositoryRoot as NSString).appendingPathComponent("fixtures/demo/audiences")
+        let (status, output, errors) = try Self.run([
+            "--events", "20000", "--stages", "ingest,compute", "--definitions", definitions,
+        ])
         #expect(status == 0, "stderr: \(errors)")
 
         let object = try JSONSerialization.jsonObject(with: output) as? [String: Any]
@@ -15,14 +24,56 @@ import Testing
         #expect((figures["db_bytes"] as? Int ?? 0) > 0)
         #expect((figures["peak_rss_mb"] as? Double ?? 0) > 0)
         #expect((figures["sqlite_version"] as? String)?.hasPrefix("3.") == true)
-        for notYetMeasured in [
-            "compute_s", "baseline_sql_s", "diff_s", "deliver_file_msgs_per_s", "deliver_http_msgs_per_s",
-        ] {
+        for notYetMeasured in ["diff_s", "deliver_file_msgs_per_s", "deliver_http_msgs_per_s"] {
             #expect(figures[notYetMeasured] is NSNull, "\(notYetMeasured) should be null until its stage exists")
         }
         let ingest = figures["ingest"] as? [String: Any]
         #expect(ingest?["accepted"] as? Int == 20000)
         #expect(ingest?["rejected"] as? Int == 0)
+
+        for timings in ["compute_s", "baseline_sql_s"] {
+            let seconds = figures[timings] as? [String: Any]
+            for key in Self.demoKeys + ["total"] {
+                #expect(seconds?[key] is Double, "\(timings) has no figure for \(key)")
+            }
+        }
+        let rows = figures["compute_rows"] as? [String: Any]
+        #expect(Set(rows?.keys.map { $0 } ?? []) == Set(Self.demoKeys))
+        #expect((rows?["order_completed_last_30days"] as? Int ?? 0) > 0)
+        #expect(figures["baseline_matches"] as? Bool == true)
+        #expect((figures["compute_vs_baseline"] as? Double ?? 0) > 0)
+    }
+
+    /// A definition changed so that its baseline no longer says the same thing stops the run.
+    @Test func baselineThatDisagreesWithTheEngineFailsTheRun() throws {
+        let scratch = try ScratchDirectory()
+        try scratch.copyDemo()
+        try scratch.write(
+            "audiences/nps_detractors.yml",
+            """
+            name: NPS Detractors
+            condition:
+              performed: SDK - Submitted - Survey Response
+              where:
+                properties.question: How likely are you to recommend us?
+                properties.response: { lte: 5 }
+              within: 90d
+            """)
+        let (status, output, errors) = try Self.run([
+            "--events", "20000", "--stages", "compute", "--definitions", scratch.file("audiences"),
+        ])
+        #expect(status == 1)
+        #expect(output.isEmpty)
+        #expect(errors.contains("the baseline SQL for 'nps_detractors' does not give the engine's result"))
+    }
+
+    @Test func computeWithoutItsDefinitionsIsAUsageError() throws {
+        let (status, output, errors) = try Self.run([
+            "--events", "10", "--stages", "compute", "--definitions", "/nonexistent/audiences",
+        ])
+        #expect(status == 64)
+        #expect(output.isEmpty)
+        #expect(errors.contains("--definitions '/nonexistent/audiences' is not a folder"))
     }
 
     @Test func unknownStageIsAUsageError() throws {
