@@ -68,7 +68,23 @@ struct QueryCompiler {
     mutating func set(_ condition: Condition) -> String {
         switch condition {
         case .all(let conditions):
-            return conditions.map { "SELECT uid FROM (\(set($0)))" }.joined(separator: " INTERSECT ")
+            // Every condition's users lie in the universe, so `all: [A, not B]` is A EXCEPT B: no
+            // need to build the universe minus B first. Compound operators apply left to right,
+            // so the positive conditions come first.
+            var positive: [String] = []
+            var negated: [String] = []
+            for condition in conditions {
+                if case .not(let inner) = condition {
+                    negated.append(set(inner))
+                } else {
+                    positive.append(set(condition))
+                }
+            }
+            guard !positive.isEmpty else {
+                return conditions.map { "SELECT uid FROM (\(set($0)))" }.joined(separator: " INTERSECT ")
+            }
+            return positive.map { "SELECT uid FROM (\($0))" }.joined(separator: " INTERSECT ")
+                + negated.map { " EXCEPT SELECT uid FROM (\($0))" }.joined()
         case .any(let conditions):
             return conditions.map { "SELECT uid FROM (\(set($0)))" }.joined(separator: " UNION ")
         case .not(let inner):
@@ -206,9 +222,17 @@ struct QueryCompiler {
         // finds, for each candidate, the latest earlier event of the previous step: no join, so no
         // per-row search of an unindexed intermediate result.
         var previous: String?
+        // Later steps are strictly after a first-step event, so never before the window's start.
+        let laterWindow: EventWindow
+        switch window {
+        case .allTime: laterWindow = .allTime
+        case .within(let duration): laterWindow = .within(duration)
+        case .betweenAgo(_, let far): laterWindow = .within(far)
+        case .between(let start, _): laterWindow = .between(startMillis: start, endMillis: Int64.max)
+        }
         for (index, step) in steps.enumerated() {
             let events = matchingEvents(
-                kind: step.kind, name: step.name, filters: step.filters, window: index == 0 ? window : .allTime)
+                kind: step.kind, name: step.name, filters: step.filters, window: index == 0 ? window : laterWindow)
             let name = "seq\(ctes.count)_\(index)"
             guard let before = previous else {
                 addCTE(name: name, sql: "SELECT uid, ts FROM (\(events)) WHERE uid IS NOT NULL")
@@ -246,7 +270,7 @@ struct QueryCompiler {
         guard !cteNames.contains(name) else { return name }
         cteNames.insert(name)
         guard let definition = definitions[key: key] else { return name }
-        let sql = "SELECT DISTINCT uid FROM (\(audienceSet(definition))) WHERE uid IS NOT NULL"
+        let sql = "SELECT uid FROM (\(audienceSet(definition))) WHERE uid IS NOT NULL"
         ctes.append((name, sql))
         return name
     }
