@@ -15,6 +15,8 @@ public struct SyncReport: Sendable {
         public var resumed = 0
         /// Messages left pending because delivery stopped (the next run sends them).
         public var pending = 0
+        /// Messages of this run that can never be sent (also counted in `failed`); SPEC §7.
+        public var invalid = 0
         /// Why the pair was not synced (an unsupported destination type).
         public var skipped: String?
     }
@@ -44,6 +46,7 @@ public struct SyncReport: Sendable {
                         .init("due", .bool(pair.due)), .init("first_sync", .bool(pair.firstSync)),
                         .init("sent", .int(pair.sent)), .init("failed", .int(pair.failed)),
                         .init("resumed", .int(pair.resumed)), .init("pending", .int(pair.pending)),
+                        .init("invalid", .int(pair.invalid)),
                     ]
                     if let skipped = pair.skipped { members.append(.init("skipped", .string(skipped))) }
                     return .object(members)
@@ -145,10 +148,12 @@ public final class Syncer {
                 continue
             }
             let started = clock()
-            let runId = try writeOutbox(pair, differ: differ, firstSync: item.firstSync, now: now)
+            let (runId, invalid) = try writeOutbox(pair, differ: differ, firstSync: item.firstSync, now: now)
+            item.invalid += invalid.count
+            report.warnings += Self.invalidWarnings(invalid, key: pair.key, destination: pair.destination.name)
             let outcome = try deliver(key: pair.key, destinationName: pair.destination.name, to: destination)
             item.sent += outcome.delivered
-            item.failed += outcome.failed
+            item.failed += outcome.failed + invalid.count
             item.pending += outcome.pending
             try finishRun(runId, durationMilliseconds: clock() - started)
             logger.info(
@@ -178,7 +183,11 @@ public final class Syncer {
     }
 
     /// Diffs `pair` and writes its run row and every change to the outbox in one transaction.
-    private func writeOutbox(_ pair: SyncPair, differ: PairDiffer, firstSync: Bool, now: Int64) throws -> Int64 {
+    /// A message that can never be sent (`SyncMessage.invalidReason`) is written as failed, with
+    /// its reason, and returned: it is never delivered nor applied, so the next due sync diffs it again.
+    private func writeOutbox(_ pair: SyncPair, differ: PairDiffer, firstSync: Bool, now: Int64) throws
+        -> (runId: Int64, invalid: [InvalidMessage])
+    {
         _ = try differ.load(pair, now: now)
         return try database.inTransaction(.immediate) {
             try database.prepare("INSERT INTO runs (started_at, key, destination, first_sync) VALUES (?1, ?2, ?3, ?4)")
@@ -186,19 +195,33 @@ public final class Syncer {
             let runId = database.lastInsertRowID
             let insert = try database.prepare(
                 """
-                INSERT INTO outbox (run_id, key, destination, user_id, value, removes, message_id, message, created_at, updated_at)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+                INSERT INTO outbox (
+                    run_id, key, destination, user_id, value, removes, message_id, message, state, reason, created_at, updated_at
+                )
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10, ?11, ?9, ?9)
                 """, persistent: true)
+            var invalid: [InvalidMessage] = []
             try differ.forEachChange(pair) { change in
                 let message = try Self.message(for: change, of: pair, runId: runId, spaceID: configuration.spaceID, now: now)
+                let body = message.body.jsonString
+                let reason = SyncMessage.invalidReason(body)
+                if let reason { invalid.append(InvalidMessage(userId: change.userId, reason: reason)) }
                 try insert.execute([
                     .integer(runId), .text(pair.key), .text(pair.destination.name), .text(change.userId),
-                    .text(change.value), .integer(change.removes ? 1 : 0), .text(message.messageId),
-                    .text(message.body.jsonString), .integer(now),
+                    .text(change.value), .integer(change.removes ? 1 : 0), .text(message.messageId), .text(body),
+                    .integer(now), .text(reason == nil ? "pending" : "failed"), .text(reason),
                 ])
             }
-            return runId
+            return (runId, invalid)
         }
+    }
+
+    /// The warnings for a pair's messages that can never be sent: the first few users and reasons.
+    static func invalidWarnings(_ invalid: [InvalidMessage], key: String, destination: String) -> [String] {
+        guard !invalid.isEmpty else { return [] }
+        var lines = invalid.prefix(3).map { "\(key) → \(destination): not sent to \($0.userId): \($0.reason)" }
+        if invalid.count > 3 { lines.append("\(key) → \(destination): \(invalid.count - 3) more messages not sent") }
+        return lines
     }
 
     /// The message of `change`, as a sync with run `runId` writes it to the outbox.

@@ -68,6 +68,7 @@ extension AudienceSyncCommand {
                     } else {
                         line += "\(pair.sent) sent, \(pair.failed) failed, \(pair.resumed) resumed"
                         if pair.firstSync { line += " (first sync)" }
+                        if pair.invalid > 0 { line += " (\(pair.invalid) invalid: never sent)" }
                         if pair.pending > 0 { line += ", \(pair.pending) still pending" }
                     }
                     Console.output(line)
