@@ -74,8 +74,8 @@ public final class Syncer {
     /// Wall-clock milliseconds, for run durations (tests pass `now` for everything else).
     var clock: () -> Int64 = Timestamp.now
 
-    private var database: Database { engine.store.database }
-    private var state: SyncState { SyncState(database: database) }
+    var database: Database { engine.store.database }
+    var state: SyncState { SyncState(database: database) }
     private var destinations: [String: any Destination] = [:]
 
     public init(
@@ -169,13 +169,13 @@ public final class Syncer {
         }
         for orphan in report.orphaned {
             report.warnings.append(
-                "\(orphan.key) → \(orphan.destination): orphaned snapshot of \(orphan.synced) users (no definition has this key any more; see 'audience-sync retire')"
+                "\(orphan.key) → \(orphan.destination): orphaned snapshot of \(orphan.synced) users (no definition has this key any more): run 'audience-sync retire \(orphan.key)' to remove its users from \(orphan.destination) and drop it"
             )
         }
         return report
     }
 
-    private func destination(for configuration: DestinationConfiguration) throws -> (any Destination)? {
+    func destination(for configuration: DestinationConfiguration) throws -> (any Destination)? {
         if let existing = destinations[configuration.name] { return existing }
         let made = try makeDestination(configuration)
         destinations[configuration.name] = made
@@ -239,7 +239,7 @@ public final class Syncer {
     /// Delivers a pair's pending outbox messages in batches. Each batch's results are recorded,
     /// and acknowledged changes applied to the snapshot, in one transaction. A destination that
     /// throws stops the delivery: the rest stays pending for the next run.
-    private func deliver(key: String, destinationName: String, to destination: any Destination) throws
+    func deliver(key: String, destinationName: String, to destination: any Destination) throws
         -> (delivered: Int, failed: Int, pending: Int)
     {
         var delivered = 0
@@ -301,7 +301,7 @@ public final class Syncer {
 
     /// Records a run's counts and outcome. A run with nothing left pending is complete: the pair's
     /// last completed sync becomes the run's start (unless a later one is already recorded).
-    private func finishRun(_ runId: Int64, durationMilliseconds: Int64?) throws {
+    func finishRun(_ runId: Int64, durationMilliseconds: Int64?) throws {
         try database.inTransaction(.immediate) {
             let row = try database.prepare(
                 """
@@ -330,7 +330,7 @@ public final class Syncer {
     }
 
     /// Finishes the records of a pair's runs that were interrupted and whose messages are now resolved.
-    private func finishInterruptedRuns(key: String, destination: String) throws {
+    func finishInterruptedRuns(key: String, destination: String) throws {
         let runs = try database.prepare(
             "SELECT id FROM runs WHERE key = ?1 AND destination = ?2 AND outcome IN ('running', 'failed') ORDER BY id"
         ).rows([.text(key), .text(destination)]).compactMap { $0[0].int64 }
