@@ -93,3 +93,13 @@ public struct InvalidMessage: Sendable, Equatable {
         self.reason = reason
     }
 }
+
+/// How far the delivery of a pair's pending messages has got.
+public struct DeliveryProgress: Sendable, Equatable {
+    public var key: String
+    public var destination: String
+    /// Messages answered so far (acknowledged or refused).
+    public var done: Int
+    /// Messages pending when the delivery started.
+    public var total: Int
+}

@@ -73,6 +73,8 @@ public final class Syncer {
     public var batchSize: Int
     /// Wall-clock milliseconds, for run durations (tests pass `now` for everything else).
     var clock: () -> Int64 = Timestamp.now
+    /// Called before a pair's delivery and after each of its batches (for a progress line on a terminal).
+    public var progress: ((DeliveryProgress) -> Void)?
 
     var database: Database { engine.store.database }
     var state: SyncState { SyncState(database: database) }
@@ -123,6 +125,12 @@ public final class Syncer {
             entries[name] = item
             if !order.contains(name) { order.append(name) }
             try finishInterruptedRuns(key: pending.key, destination: pending.destination)
+            logger.info(
+                "resumed pending messages",
+                metadata: [
+                    "key": "\(pending.key)", "destination": "\(pending.destination)", "sent": "\(outcome.delivered)",
+                    "failed": "\(outcome.failed)", "pending": "\(outcome.pending)",
+                ])
         }
 
         // Steps 3–6 for each selected pair.
@@ -160,7 +168,8 @@ public final class Syncer {
                 "synced pair",
                 metadata: [
                     "key": "\(pair.key)", "destination": "\(pair.destination.name)", "sent": "\(outcome.delivered)",
-                    "failed": "\(outcome.failed)", "pending": "\(outcome.pending)",
+                    "failed": "\(outcome.failed + invalid.count)", "invalid": "\(invalid.count)",
+                    "pending": "\(outcome.pending)",
                 ])
         }
         report.pairs = order.map { entry($0) }
@@ -245,6 +254,10 @@ public final class Syncer {
         var delivered = 0
         var failed = 0
         var lastId: Int64 = 0
+        let total = try state.count(
+            "SELECT count(*) FROM outbox WHERE key = ?1 AND destination = ?2 AND state = 'pending'",
+            [.text(key), .text(destinationName)])
+        progress?(DeliveryProgress(key: key, destination: destinationName, done: 0, total: total))
         let markDelivered = try database.prepare(
             "UPDATE outbox SET state = 'delivered', updated_at = ?2 WHERE id = ?1", persistent: true)
         let markFailed = try database.prepare(
@@ -292,6 +305,7 @@ public final class Syncer {
                     }
                 }
             }
+            progress?(DeliveryProgress(key: key, destination: destinationName, done: delivered + failed, total: total))
         }
         let pending = try state.count(
             "SELECT count(*) FROM outbox WHERE key = ?1 AND destination = ?2 AND state = 'pending'",

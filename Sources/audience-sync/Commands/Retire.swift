@@ -54,9 +54,12 @@ extension AudienceSyncCommand {
             let syncer = Syncer(
                 engine: MembershipEngine(store: store, definitions: definitionSet), configuration: configuration,
                 logger: global.makeLogger())
+            let progress = Console.deliveryProgress(quiet: global.quiet)
+            syncer.progress = progress
             let report = try syncer.retire(
                 key: key, destinations: destinations, force: force, now: now.flatMap(Timestamp.parse) ?? Timestamp.now())
             withExtendedLifetime(lock) {}
+            if progress != nil { Console.progress(nil) }
             for warning in report.warnings { Console.error("warning: \(warning)") }
             switch format {
             case .json: Console.output(report.json.jsonString)
