@@ -105,6 +105,18 @@ import Testing
         #expect(next.pairs.first?.sent == 4)
     }
 
+    @Test func aDisabledDefinitionIsNotAnOrphanButCanBeRetiredWithoutForce() throws {
+        let setup = try Setup()
+        let file = setup.definitions.file("nps_detractors.yml")
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        try (text + "enabled: false\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let sync = try setup.syncer().sync(SyncSelection(destinations: ["outbox"]), now: demoLater)
+        #expect(sync.orphaned.isEmpty)
+        let report = try setup.syncer().retire(key: "nps_detractors", now: demoLater)
+        #expect(report.destinations.map(\.sent) == [3])
+        #expect(try setup.harness.snapshot("nps_detractors").isEmpty)
+    }
+
     @Test func unknownDestinationsAndNothingToRetireAreUsageErrors() throws {
         let setup = try Setup()
         try setup.remove("nps_detractors.yml")
