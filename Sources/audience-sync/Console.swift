@@ -1,3 +1,4 @@
+import AudienceSync
 import Foundation
 
 /// Writing to the terminal: results to standard output, messages to standard error.
@@ -18,5 +19,19 @@ extension Console {
     /// Rewrites the progress line on standard error; nil clears it.
     static func progress(_ text: String?) {
         FileHandle.standardError.write(Data(("\r\u{1B}[2K" + (text ?? "")).utf8))
+    }
+}
+
+extension Console {
+    /// A progress line of delivered messages per pair, for `sync` and `retire`: only when standard
+    /// error is a terminal and not `--quiet` (cron logs get the counts from the `info` log lines).
+    static func deliveryProgress(quiet: Bool) -> ((DeliveryProgress) -> Void)? {
+        guard !quiet, standardErrorIsTerminal else { return nil }
+        return { step in
+            // A finished pair clears the line, so that log lines and the summary start on a clean one.
+            progress(
+                step.done >= step.total
+                    ? nil : "\(step.key) → \(step.destination): \(step.done)/\(step.total) messages delivered")
+        }
     }
 }

@@ -10,7 +10,8 @@ struct AudienceSyncCommand: AsyncParsableCommand {
         abstract: "Compute audiences from Segment-spec events and sync membership changes to destinations.",
         version: AudienceSyncVersion.version,
         subcommands: [
-            Ingest.self, Validate.self, Members.self, Explain.self, Diff.self, Sync.self, Status.self, Generate.self,
+            Ingest.self, Validate.self, Members.self, Explain.self, Diff.self, Sync.self, Status.self, Retire.self,
+            Generate.self,
         ]
     )
 

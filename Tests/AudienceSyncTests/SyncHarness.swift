@@ -37,9 +37,10 @@ final class SyncHarness {
     let store: EventStore
     let engine: MembershipEngine
 
-    init(sendAs: String = "identify", extraDestinations: String = "") throws {
+    /// `definitions`: the folder of definition files (default: the demo's).
+    init(sendAs: String = "identify", extraDestinations: String = "", definitions: String? = nil) throws {
         directory = try TemporaryDirectory()
-        let definitions = (repositoryRoot as NSString).appendingPathComponent("fixtures/demo/audiences")
+        let definitions = definitions ?? (repositoryRoot as NSString).appendingPathComponent("fixtures/demo/audiences")
         let file = try directory.write(
             "audience-sync.yml",
             """
@@ -64,9 +65,9 @@ final class SyncHarness {
             definitions: try DefinitionSet.load(directory: configuration.definitionsPath, configuration: configuration))
     }
 
-    /// Ingests a file of `fixtures/demo`.
+    /// Ingests a file of `fixtures/demo`, or any file given by an absolute path.
     func ingest(_ name: String, now: Int64 = demoNow) throws {
-        let path = (repositoryRoot as NSString).appendingPathComponent("fixtures/demo/\(name)")
+        let path = name.hasPrefix("/") ? name : (repositoryRoot as NSString).appendingPathComponent("fixtures/demo/\(name)")
         let ingester = try Ingester(store: store, options: IngestOptions(now: now), logger: silentLogger)
         try ingester.ingest(path: path)
         _ = try ingester.finish()

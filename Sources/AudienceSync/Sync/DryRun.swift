@@ -10,8 +10,11 @@ public struct DiffReport: Sendable {
         public var nextDueAt: Int64
         public var lastSyncedAt: Int64?
         public var counts: PairCounts
-        /// Messages that could not be sent (none can fail before sending for the file destination).
+        /// Changes whose message can never be sent (`SyncMessage.invalidReason`): `sync` records
+        /// them as failed without sending them. They are counted in entered/exited/changed too.
         public var invalid = 0
+        /// The first of those, with their reasons (at most the sample size).
+        public var invalidSample: [InvalidMessage] = []
         public var sample: [PairChange.Kind: [String]]
         /// Why `sync` would skip the pair (an unsupported destination type).
         public var skipped: String?
@@ -36,7 +39,14 @@ public struct DiffReport: Sendable {
                         .init("members", .int(pair.counts.members)), .init("synced", .int(pair.counts.synced)),
                         .init("entered", .int(pair.counts.entered)), .init("exited", .int(pair.counts.exited)),
                         .init("changed", .int(pair.counts.changed)), .init("unchanged", .int(pair.counts.unchanged)),
-                        .init("invalid", .int(pair.invalid)), .init("pending", .int(pair.counts.pending)),
+                        .init("invalid", .int(pair.invalid)),
+                        .init(
+                            "invalid_sample",
+                            .array(
+                                pair.invalidSample.map {
+                                    .object(["user_id": .string($0.userId), "reason": .string($0.reason)])
+                                })),
+                        .init("pending", .int(pair.counts.pending)),
                         .init(
                             "sample",
                             .object([
@@ -54,14 +64,17 @@ public struct DiffReport: Sendable {
     /// A table for people: one line per pair.
     public var text: String {
         var lines = ["diff at \(Timestamp.format(now))"]
-        let header = ["key", "destination", "first", "due", "members", "synced", "enter", "exit", "change", "same", "pending"]
+        let header = [
+            "key", "destination", "first", "due", "members", "synced", "enter", "exit", "change", "same", "invalid",
+            "pending",
+        ]
         var rows = [header]
         for pair in pairs {
             rows.append([
                 pair.key, pair.destination, pair.firstSync ? "yes" : "no",
                 pair.skipped != nil ? "skipped" : pair.due ? "yes" : "no", "\(pair.counts.members)",
                 "\(pair.counts.synced)", "\(pair.counts.entered)", "\(pair.counts.exited)", "\(pair.counts.changed)",
-                "\(pair.counts.unchanged)", "\(pair.counts.pending)",
+                "\(pair.counts.unchanged)", "\(pair.invalid)", "\(pair.counts.pending)",
             ])
         }
         let widths = header.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
@@ -72,6 +85,9 @@ public struct DiffReport: Sendable {
         }
         for pair in pairs {
             if let skipped = pair.skipped { lines.append("\(pair.key) → \(pair.destination): \(skipped)") }
+            for invalid in pair.invalidSample {
+                lines.append("\(pair.key) → \(pair.destination): not sent to \(invalid.userId): \(invalid.reason)")
+            }
         }
         return lines.joined(separator: "\n")
     }
@@ -129,7 +145,15 @@ extension Syncer {
                 try differ.forEachChange(pair) { change in
                     let message = try Syncer.message(
                         for: change, of: pair, runId: thisRun, spaceID: configuration.spaceID, now: now)
-                    report.messages.append(message.body.jsonString)
+                    let body = message.body.jsonString
+                    if let reason = SyncMessage.invalidReason(body) {
+                        item.invalid += 1
+                        if item.invalidSample.count < sampleSize {
+                            item.invalidSample.append(InvalidMessage(userId: change.userId, reason: reason))
+                        }
+                    } else {
+                        report.messages.append(body)
+                    }
                 }
                 runId += 1
             } else {

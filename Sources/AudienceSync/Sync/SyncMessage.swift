@@ -17,6 +17,18 @@ public enum SyncMessage {
         return "as-\(runId)-" + String(SHA256.hex(Array(text.utf8)).prefix(40))
     }
 
+    /// The largest message, in bytes of its JSON text, a sync sends: Segment's limit on one call
+    /// (SPEC §6.2). It holds for every destination, so that what a pair sends does not depend on
+    /// where it goes and `diff` can tell before sending.
+    public static let maximumBytes = 32 * 1024
+
+    /// Why `body` (a message's JSON text) can never be sent, or nil when it can.
+    public static func invalidReason(_ body: String) -> String? {
+        let size = body.utf8.count
+        guard size > maximumBytes else { return nil }
+        return "the message is \(size) bytes, over the limit of \(maximumBytes) bytes (32 KB) for one message"
+    }
+
     /// The message for `value` of `definition` for `userId`: an `identify` with `{key: value}`
     /// traits, or for an audience sent to a `send_as: track` destination an `Audience Entered` /
     /// `Audience Exited` track.
@@ -24,12 +36,23 @@ public enum SyncMessage {
         definition: Definition, sendAs: DestinationConfiguration.SendAs, spaceID: String?, userId: String,
         value: JSONValue, messageId: String, now: Int64
     ) -> JSONValue {
-        let audience = definition.kind == .audience
+        build(
+            key: definition.key, kind: definition.kind, sendAs: sendAs, spaceID: spaceID, userId: userId, value: value,
+            messageId: messageId, now: now)
+    }
+
+    /// The message for `value` of the definition with `key` and `kind`; `retire` uses it for keys
+    /// whose definition is gone.
+    public static func build(
+        key: String, kind: Definition.Kind, sendAs: DestinationConfiguration.SendAs, spaceID: String?, userId: String,
+        value: JSONValue, messageId: String, now: Int64
+    ) -> JSONValue {
+        let audience = kind == .audience
         let context = JSONValue.object([
             "personas": .object([
                 "computation_class": .string(audience ? "audience" : "trait"),
-                "computation_key": .string(definition.key),
-                "computation_id": .string(computationID(key: definition.key, kind: definition.kind)),
+                "computation_key": .string(key),
+                "computation_id": .string(computationID(key: key, kind: kind)),
                 "space_id": .string(spaceID),
                 "namespace": .string(spaceID),
             ]),
@@ -42,7 +65,7 @@ public enum SyncMessage {
                 "userId": .string(userId),
                 "event": .string(entered ? "Audience Entered" : "Audience Exited"),
                 "properties": .object([
-                    JSONValue.Member("audience_key", .string(definition.key)), JSONValue.Member(definition.key, value),
+                    JSONValue.Member("audience_key", .string(key)), JSONValue.Member(key, value),
                 ]),
                 "context": context,
                 "messageId": .string(messageId),
@@ -52,10 +75,31 @@ public enum SyncMessage {
         return .object([
             "type": .string("identify"),
             "userId": .string(userId),
-            "traits": .object([JSONValue.Member(definition.key, value)]),
+            "traits": .object([JSONValue.Member(key, value)]),
             "context": context,
             "messageId": .string(messageId),
             "timestamp": .string(Timestamp.format(now)),
         ])
     }
+}
+
+/// A change whose message can never be sent, and why (SPEC §7: `invalid`).
+public struct InvalidMessage: Sendable, Equatable {
+    public var userId: String
+    public var reason: String
+
+    public init(userId: String, reason: String) {
+        self.userId = userId
+        self.reason = reason
+    }
+}
+
+/// How far the delivery of a pair's pending messages has got.
+public struct DeliveryProgress: Sendable, Equatable {
+    public var key: String
+    public var destination: String
+    /// Messages answered so far (acknowledged or refused).
+    public var done: Int
+    /// Messages pending when the delivery started.
+    public var total: Int
 }

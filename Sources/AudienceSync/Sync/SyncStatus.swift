@@ -75,7 +75,10 @@ public struct SyncStatus: Sendable {
             )
         }
         for orphan in orphaned {
-            lines.append("warning: \(orphan.key) → \(orphan.destination): orphaned snapshot of \(orphan.synced) users")
+            lines.append(
+                "warning: \(orphan.key) → \(orphan.destination): orphaned snapshot of \(orphan.synced) users "
+                    + "(no definition has this key any more): run 'audience-sync retire \(orphan.key)' to remove them "
+                    + "from \(orphan.destination) and drop it")
         }
         lines.append("\(anonymousEvents) events of anonymous visitors count for no one")
         return lines.joined(separator: "\n")

@@ -15,6 +15,8 @@ public struct SyncReport: Sendable {
         public var resumed = 0
         /// Messages left pending because delivery stopped (the next run sends them).
         public var pending = 0
+        /// Messages of this run that can never be sent (also counted in `failed`); SPEC §7.
+        public var invalid = 0
         /// Why the pair was not synced (an unsupported destination type).
         public var skipped: String?
     }
@@ -44,6 +46,7 @@ public struct SyncReport: Sendable {
                         .init("due", .bool(pair.due)), .init("first_sync", .bool(pair.firstSync)),
                         .init("sent", .int(pair.sent)), .init("failed", .int(pair.failed)),
                         .init("resumed", .int(pair.resumed)), .init("pending", .int(pair.pending)),
+                        .init("invalid", .int(pair.invalid)),
                     ]
                     if let skipped = pair.skipped { members.append(.init("skipped", .string(skipped))) }
                     return .object(members)
@@ -70,9 +73,11 @@ public final class Syncer {
     public var batchSize: Int
     /// Wall-clock milliseconds, for run durations (tests pass `now` for everything else).
     var clock: () -> Int64 = Timestamp.now
+    /// Called before a pair's delivery and after each of its batches (for a progress line on a terminal).
+    public var progress: ((DeliveryProgress) -> Void)?
 
-    private var database: Database { engine.store.database }
-    private var state: SyncState { SyncState(database: database) }
+    var database: Database { engine.store.database }
+    var state: SyncState { SyncState(database: database) }
     private var destinations: [String: any Destination] = [:]
 
     public init(
@@ -120,6 +125,12 @@ public final class Syncer {
             entries[name] = item
             if !order.contains(name) { order.append(name) }
             try finishInterruptedRuns(key: pending.key, destination: pending.destination)
+            logger.info(
+                "resumed pending messages",
+                metadata: [
+                    "key": "\(pending.key)", "destination": "\(pending.destination)", "sent": "\(outcome.delivered)",
+                    "failed": "\(outcome.failed)", "pending": "\(outcome.pending)",
+                ])
         }
 
         // Steps 3–6 for each selected pair.
@@ -145,17 +156,20 @@ public final class Syncer {
                 continue
             }
             let started = clock()
-            let runId = try writeOutbox(pair, differ: differ, firstSync: item.firstSync, now: now)
+            let (runId, invalid) = try writeOutbox(pair, differ: differ, firstSync: item.firstSync, now: now)
+            item.invalid += invalid.count
+            report.warnings += Self.invalidWarnings(invalid, key: pair.key, destination: pair.destination.name)
             let outcome = try deliver(key: pair.key, destinationName: pair.destination.name, to: destination)
             item.sent += outcome.delivered
-            item.failed += outcome.failed
+            item.failed += outcome.failed + invalid.count
             item.pending += outcome.pending
             try finishRun(runId, durationMilliseconds: clock() - started)
             logger.info(
                 "synced pair",
                 metadata: [
                     "key": "\(pair.key)", "destination": "\(pair.destination.name)", "sent": "\(outcome.delivered)",
-                    "failed": "\(outcome.failed)", "pending": "\(outcome.pending)",
+                    "failed": "\(outcome.failed + invalid.count)", "invalid": "\(invalid.count)",
+                    "pending": "\(outcome.pending)",
                 ])
         }
         report.pairs = order.map { entry($0) }
@@ -164,13 +178,13 @@ public final class Syncer {
         }
         for orphan in report.orphaned {
             report.warnings.append(
-                "\(orphan.key) → \(orphan.destination): orphaned snapshot of \(orphan.synced) users (no definition has this key any more; see 'audience-sync retire')"
+                "\(orphan.key) → \(orphan.destination): orphaned snapshot of \(orphan.synced) users (no definition has this key any more): run 'audience-sync retire \(orphan.key)' to remove its users from \(orphan.destination) and drop it"
             )
         }
         return report
     }
 
-    private func destination(for configuration: DestinationConfiguration) throws -> (any Destination)? {
+    func destination(for configuration: DestinationConfiguration) throws -> (any Destination)? {
         if let existing = destinations[configuration.name] { return existing }
         let made = try makeDestination(configuration)
         destinations[configuration.name] = made
@@ -178,7 +192,11 @@ public final class Syncer {
     }
 
     /// Diffs `pair` and writes its run row and every change to the outbox in one transaction.
-    private func writeOutbox(_ pair: SyncPair, differ: PairDiffer, firstSync: Bool, now: Int64) throws -> Int64 {
+    /// A message that can never be sent (`SyncMessage.invalidReason`) is written as failed, with
+    /// its reason, and returned: it is never delivered nor applied, so the next due sync diffs it again.
+    private func writeOutbox(_ pair: SyncPair, differ: PairDiffer, firstSync: Bool, now: Int64) throws
+        -> (runId: Int64, invalid: [InvalidMessage])
+    {
         _ = try differ.load(pair, now: now)
         return try database.inTransaction(.immediate) {
             try database.prepare("INSERT INTO runs (started_at, key, destination, first_sync) VALUES (?1, ?2, ?3, ?4)")
@@ -186,19 +204,33 @@ public final class Syncer {
             let runId = database.lastInsertRowID
             let insert = try database.prepare(
                 """
-                INSERT INTO outbox (run_id, key, destination, user_id, value, removes, message_id, message, created_at, updated_at)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+                INSERT INTO outbox (
+                    run_id, key, destination, user_id, value, removes, message_id, message, state, reason, created_at, updated_at
+                )
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10, ?11, ?9, ?9)
                 """, persistent: true)
+            var invalid: [InvalidMessage] = []
             try differ.forEachChange(pair) { change in
                 let message = try Self.message(for: change, of: pair, runId: runId, spaceID: configuration.spaceID, now: now)
+                let body = message.body.jsonString
+                let reason = SyncMessage.invalidReason(body)
+                if let reason { invalid.append(InvalidMessage(userId: change.userId, reason: reason)) }
                 try insert.execute([
                     .integer(runId), .text(pair.key), .text(pair.destination.name), .text(change.userId),
-                    .text(change.value), .integer(change.removes ? 1 : 0), .text(message.messageId),
-                    .text(message.body.jsonString), .integer(now),
+                    .text(change.value), .integer(change.removes ? 1 : 0), .text(message.messageId), .text(body),
+                    .integer(now), .text(reason == nil ? "pending" : "failed"), .text(reason),
                 ])
             }
-            return runId
+            return (runId, invalid)
         }
+    }
+
+    /// The warnings for a pair's messages that can never be sent: the first few users and reasons.
+    static func invalidWarnings(_ invalid: [InvalidMessage], key: String, destination: String) -> [String] {
+        guard !invalid.isEmpty else { return [] }
+        var lines = invalid.prefix(3).map { "\(key) → \(destination): not sent to \($0.userId): \($0.reason)" }
+        if invalid.count > 3 { lines.append("\(key) → \(destination): \(invalid.count - 3) more messages not sent") }
+        return lines
     }
 
     /// The message of `change`, as a sync with run `runId` writes it to the outbox.
@@ -216,12 +248,16 @@ public final class Syncer {
     /// Delivers a pair's pending outbox messages in batches. Each batch's results are recorded,
     /// and acknowledged changes applied to the snapshot, in one transaction. A destination that
     /// throws stops the delivery: the rest stays pending for the next run.
-    private func deliver(key: String, destinationName: String, to destination: any Destination) throws
+    func deliver(key: String, destinationName: String, to destination: any Destination) throws
         -> (delivered: Int, failed: Int, pending: Int)
     {
         var delivered = 0
         var failed = 0
         var lastId: Int64 = 0
+        let total = try state.count(
+            "SELECT count(*) FROM outbox WHERE key = ?1 AND destination = ?2 AND state = 'pending'",
+            [.text(key), .text(destinationName)])
+        progress?(DeliveryProgress(key: key, destination: destinationName, done: 0, total: total))
         let markDelivered = try database.prepare(
             "UPDATE outbox SET state = 'delivered', updated_at = ?2 WHERE id = ?1", persistent: true)
         let markFailed = try database.prepare(
@@ -269,6 +305,7 @@ public final class Syncer {
                     }
                 }
             }
+            progress?(DeliveryProgress(key: key, destination: destinationName, done: delivered + failed, total: total))
         }
         let pending = try state.count(
             "SELECT count(*) FROM outbox WHERE key = ?1 AND destination = ?2 AND state = 'pending'",
@@ -278,7 +315,7 @@ public final class Syncer {
 
     /// Records a run's counts and outcome. A run with nothing left pending is complete: the pair's
     /// last completed sync becomes the run's start (unless a later one is already recorded).
-    private func finishRun(_ runId: Int64, durationMilliseconds: Int64?) throws {
+    func finishRun(_ runId: Int64, durationMilliseconds: Int64?) throws {
         try database.inTransaction(.immediate) {
             let row = try database.prepare(
                 """
@@ -307,7 +344,7 @@ public final class Syncer {
     }
 
     /// Finishes the records of a pair's runs that were interrupted and whose messages are now resolved.
-    private func finishInterruptedRuns(key: String, destination: String) throws {
+    func finishInterruptedRuns(key: String, destination: String) throws {
         let runs = try database.prepare(
             "SELECT id FROM runs WHERE key = ?1 AND destination = ?2 AND outcome IN ('running', 'failed') ORDER BY id"
         ).rows([.text(key), .text(destination)]).compactMap { $0[0].int64 }

@@ -10,7 +10,8 @@ extension AudienceSyncCommand {
             discussion: """
                 Opens the store read-only. Per (definition, destination) pair: first sync or not, due or \
                 not, members now, synced snapshot size, entering, exiting, changed, unchanged and pending \
-                messages, with sample user ids. --format ndjson prints the exact messages.
+                messages, with sample user ids. --format ndjson prints the exact messages; --format html \
+                a self-contained page (no scripts, no external files) to open in a browser.
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -24,7 +25,7 @@ extension AudienceSyncCommand {
         @Option(help: ArgumentHelp("Evaluate as of this ISO-8601 time.", valueName: "time"))
         var now: String?
 
-        @Option(help: "Output format: text, json or ndjson.")
+        @Option(help: "Output format: text, json, ndjson or html.")
         var format: DiffFormat = .text
 
         func validate() throws {
@@ -43,6 +44,7 @@ extension AudienceSyncCommand {
             case .text: Console.output(report.text)
             case .json: Console.output(report.json.jsonString)
             case .ndjson: if !report.messages.isEmpty { Console.output(report.messages.joined(separator: "\n")) }
+            case .html: Console.output(DiffHTMLReport.render(report))
             }
         }
     }
@@ -50,5 +52,5 @@ extension AudienceSyncCommand {
 
 /// The output formats of `diff`.
 enum DiffFormat: String, ExpressibleByArgument, CaseIterable {
-    case text, json, ndjson
+    case text, json, ndjson, html
 }

@@ -51,10 +51,13 @@ extension AudienceSyncCommand {
             let syncer = Syncer(
                 engine: MembershipEngine(store: store, definitions: definitionSet), configuration: configuration,
                 logger: global.makeLogger())
+            let progress = Console.deliveryProgress(quiet: global.quiet)
+            syncer.progress = progress
             let report = try syncer.sync(
                 SyncSelection(definitions: definitions, destinations: destinations, force: force),
                 now: now.flatMap(Timestamp.parse) ?? Timestamp.now())
             withExtendedLifetime(lock) {}
+            if progress != nil { Console.progress(nil) }
             for warning in report.warnings { Console.error("warning: \(warning)") }
             switch format {
             case .json: Console.output(report.json.jsonString)
@@ -68,6 +71,7 @@ extension AudienceSyncCommand {
                     } else {
                         line += "\(pair.sent) sent, \(pair.failed) failed, \(pair.resumed) resumed"
                         if pair.firstSync { line += " (first sync)" }
+                        if pair.invalid > 0 { line += " (\(pair.invalid) invalid: never sent)" }
                         if pair.pending > 0 { line += ", \(pair.pending) still pending" }
                     }
                     Console.output(line)

@@ -1,0 +1,71 @@
+import ArgumentParser
+import AudienceSync
+import Foundation
+
+extension AudienceSyncCommand {
+    /// `audience-sync retire`: removes an orphaned snapshot's users from its destinations (SPEC §6).
+    struct Retire: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Send false (audience) or null (computed trait) for every user of a key's snapshot, then drop it.",
+            discussion: """
+                For a snapshot left behind by a definition that was deleted or whose key changed \
+                ('status' and 'sync' warn about them). The removals go through the outbox like any \
+                sync: durable, re-sent with the same messageIds after a crash, applied to the snapshot \
+                batch by batch. Once nothing is left, the snapshot and the pair's record are dropped. \
+                Takes the sync lock (exit 3 when another sync holds it). A key that is still an enabled \
+                definition is refused unless --force: then its next sync is a first sync and sends its \
+                members again. Exit 1 when a removal failed or was left pending: run it again.
+                """)
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: ArgumentHelp("The key of the snapshot to retire.", valueName: "key"))
+        var key: String
+
+        @Option(name: .customLong("destination"), help: ArgumentHelp("Only this destination (repeatable).", valueName: "name"))
+        var destinations: [String] = []
+
+        @Option(help: ArgumentHelp("Send as of this ISO-8601 time (default: the clock).", valueName: "time"))
+        var now: String?
+
+        @Flag(help: "Retire the key even though an enabled definition still has it.")
+        var force = false
+
+        @Option(help: "Output format: text or json.")
+        var format: OutputFormat = .text
+
+        func validate() throws {
+            if let now, Timestamp.parse(now) == nil {
+                throw ValidationError("--now: expected an ISO-8601 time like 2026-11-22T12:00:00Z (got '\(now)')")
+            }
+        }
+
+        func run() async throws {
+            guard let configuration = try global.loadConfiguration(required: true) else {
+                throw AudienceSyncError(.configuration, "no configuration file")
+            }
+            let definitionSet = try DefinitionSet.load(directory: configuration.definitionsPath, configuration: configuration)
+            let path = global.databaseFile ?? configuration.databasePath
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw AudienceSyncError(.usage, "no store yet: run 'audience-sync ingest' first", file: path)
+            }
+            let lock = try SyncLock(databasePath: path)
+            let store = try EventStore(path: path)
+            let syncer = Syncer(
+                engine: MembershipEngine(store: store, definitions: definitionSet), configuration: configuration,
+                logger: global.makeLogger())
+            let progress = Console.deliveryProgress(quiet: global.quiet)
+            syncer.progress = progress
+            let report = try syncer.retire(
+                key: key, destinations: destinations, force: force, now: now.flatMap(Timestamp.parse) ?? Timestamp.now())
+            withExtendedLifetime(lock) {}
+            if progress != nil { Console.progress(nil) }
+            for warning in report.warnings { Console.error("warning: \(warning)") }
+            switch format {
+            case .json: Console.output(report.json.jsonString)
+            case .text: Console.output(report.text)
+            }
+            if report.exitStatus != 0 { throw ExitCode(report.exitStatus) }
+        }
+    }
+}

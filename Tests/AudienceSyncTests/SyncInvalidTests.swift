@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+
+@testable import AudienceSync
+
+/// Messages that can never be sent (SPEC §7 `invalid`): an identify over 32 KB.
+@Suite struct SyncInvalidTests {
+    /// A `last` trait of a profile text, where one user's text is 40,000 characters long.
+    func harness() throws -> SyncHarness {
+        let definitions = try TemporaryDirectory()
+        try definitions.write(
+            "bio.yml",
+            """
+            name: Last Bio
+            kind: computed_trait
+            compute:
+              op: last
+              event: Profile Updated
+              property: properties.bio
+            destinations: [outbox]
+            """)
+        let harness = try SyncHarness(definitions: definitions.path)
+        let long = String(repeating: "x", count: 40_000)
+        let events = try harness.directory.write(
+            "bio.ndjson",
+            [("u_big", long), ("u_small", "hello"), ("u_tiny", "hi")].enumerated().map { index, user in
+                """
+                {"type":"track","event":"Profile Updated","userId":"\(user.0)","messageId":"bio-\(index)",\
+                "timestamp":"2026-11-01T10:00:00.000Z","properties":{"bio":"\(user.1)"}}
+                """
+            }.joined(separator: "\n") + "\n")
+        try harness.ingest(events)
+        withExtendedLifetime(definitions) {}
+        return harness
+    }
+
+    @Test func aMessageOver32KBIsCountedInvalidByDiffAndFailedBySync() throws {
+        let harness = try harness()
+        let diff = try Syncer.dryRun(
+            engine: harness.engine, configuration: harness.configuration, selection: SyncSelection(force: true),
+            now: demoNow)
+        let pair = try #require(diff.pairs.first { $0.key == "last_bio" && $0.destination == "outbox" })
+        #expect(pair.counts.entered == 3)
+        #expect(pair.invalid == 1)
+        #expect(pair.invalidSample.map(\.userId) == ["u_big"])
+        #expect(pair.invalidSample.first?.reason.contains("over the limit of 32768 bytes") == true)
+        #expect(diff.messages.count == 2)
+        #expect(diff.json.jsonString.contains(#""invalid":1"#))
+        #expect(diff.text.contains("not sent to u_big"))
+
+        let report = try harness.sync(now: demoNow)
+        let synced = try #require(report.pairs.first)
+        #expect(synced.sent == 2 && synced.invalid == 1 && synced.failed == 1 && synced.pending == 0)
+        #expect(report.exitStatus == 1)
+        #expect(report.warnings.contains { $0.contains("not sent to u_big") })
+        #expect(try harness.output().map { $0["userId"]?.stringValue } == ["u_small", "u_tiny"])
+        #expect(try harness.snapshot("last_bio").keys.sorted() == ["u_small", "u_tiny"])
+        let reason = try harness.store.database.prepare("SELECT reason FROM outbox WHERE state = 'failed'").scalar()?.string
+        #expect(reason?.contains("32 KB") == true)
+
+        // The next due sync diffs it again and counts it again; nothing else is re-sent.
+        let again = try harness.sync(now: demoLater)
+        #expect(again.pairs.first?.invalid == 1 && again.pairs.first?.sent == 0)
+        #expect(try harness.output().count == 2)
+    }
+
+    @Test(arguments: [(32 * 1024, false), (32 * 1024 + 1, true)])
+    func theLimitIs32KiBOfJSONText(size: Int, invalid: Bool) {
+        #expect((SyncMessage.invalidReason(String(repeating: "a", count: size)) != nil) == invalid)
+    }
+}
