@@ -38,6 +38,9 @@ step explain u_hana --definition engaged_non_buyers --now $now
 step diff --destination outbox --now $now "   # the dry run: changes nothing"
 "$bin" diff --destination outbox --now "$now"
 
+"$bin" diff --destination outbox --now "$now" --format html > report.html
+printf '(the same dry run as a page: out/demo/report.html)\n'
+
 step sync --destination outbox --now $now "   # first sync: the full audiences"
 "$bin" sync --destination outbox --now "$now"
 
