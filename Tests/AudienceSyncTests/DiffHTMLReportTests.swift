@@ -32,10 +32,10 @@ import Testing
         #expect(html.contains("too &lt;big&gt;"))
     }
 
-    @Test func theDemoDiffHasEveryPairWithItsCountsAndNeedsNothingOutside() throws {
+    @Test func theDemoDiffHasEveryPairWithItsCountsAndNeedsNothingOutside() async throws {
         let harness = try SyncHarness()
         try harness.ingest("events.ndjson")
-        _ = try harness.sync(now: demoNow)
+        _ = try await harness.sync(now: demoNow)
         try harness.ingest("events-later.ndjson", now: demoLater)
         let report = try Syncer.dryRun(
             engine: harness.engine, configuration: harness.configuration, selection: SyncSelection(force: true),

@@ -76,7 +76,7 @@ final class SyncHarness {
     func syncer(_ destination: (any Destination)? = nil, batchSize: Int = 500) -> Syncer {
         Syncer(engine: engine, configuration: configuration, logger: silentLogger, batchSize: batchSize) { config in
             if let destination { return destination }
-            return try Syncer.standardDestination(config)
+            return try Syncer.standardDestination(config, logger: silentLogger)
         }
     }
 
@@ -84,8 +84,8 @@ final class SyncHarness {
         now: Int64, force: Bool = false, definitions: [String] = [], destinations: [String] = ["outbox"],
         destination: (any Destination)? = nil,
         batchSize: Int = 500
-    ) throws -> SyncReport {
-        try syncer(destination, batchSize: batchSize).sync(
+    ) async throws -> SyncReport {
+        try await syncer(destination, batchSize: batchSize).sync(
             SyncSelection(definitions: definitions, destinations: destinations, force: force), now: now)
     }
 

@@ -34,7 +34,7 @@ import Testing
         return harness
     }
 
-    @Test func aMessageOver32KBIsCountedInvalidByDiffAndFailedBySync() throws {
+    @Test func aMessageOver32KBIsCountedInvalidByDiffAndFailedBySync() async throws {
         let harness = try harness()
         let diff = try Syncer.dryRun(
             engine: harness.engine, configuration: harness.configuration, selection: SyncSelection(force: true),
@@ -48,7 +48,7 @@ import Testing
         #expect(diff.json.jsonString.contains(#""invalid":1"#))
         #expect(diff.text.contains("not sent to u_big"))
 
-        let report = try harness.sync(now: demoNow)
+        let report = try await harness.sync(now: demoNow)
         let synced = try #require(report.pairs.first)
         #expect(synced.sent == 2 && synced.invalid == 1 && synced.failed == 1 && synced.pending == 0)
         #expect(report.exitStatus == 1)
@@ -59,7 +59,7 @@ import Testing
         #expect(reason?.contains("32 KB") == true)
 
         // The next due sync diffs it again and counts it again; nothing else is re-sent.
-        let again = try harness.sync(now: demoLater)
+        let again = try await harness.sync(now: demoLater)
         #expect(again.pairs.first?.invalid == 1 && again.pairs.first?.sent == 0)
         #expect(try harness.output().count == 2)
     }

@@ -5,13 +5,13 @@ import Testing
 
 /// The progress a sync reports while delivering (shown on a terminal).
 @Suite struct SyncProgressTests {
-    @Test func eachPairReportsItsDeliveredMessagesOutOfItsTotal() throws {
+    @Test func eachPairReportsItsDeliveredMessagesOutOfItsTotal() async throws {
         let harness = try SyncHarness()
         try harness.ingest("events.ndjson")
         let syncer = harness.syncer(batchSize: 3)
         var steps: [DeliveryProgress] = []
         syncer.progress = { steps.append($0) }
-        let report = try syncer.sync(SyncSelection(destinations: ["outbox"]), now: demoNow)
+        let report = try await syncer.sync(SyncSelection(destinations: ["outbox"]), now: demoNow)
         for pair in report.pairs {
             let mine = steps.filter { $0.key == pair.key && $0.destination == pair.destination }
             #expect(mine.first?.done == 0)

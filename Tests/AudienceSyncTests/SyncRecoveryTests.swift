@@ -5,12 +5,12 @@ import Testing
 
 /// What survives an interrupted delivery, a permanent refusal, a second sync, and a dry run.
 @Suite struct SyncRecoveryTests {
-    @Test func aCrashMidDeliveryLosesNothingAndResendsTheSameMessageIds() throws {
+    @Test func aCrashMidDeliveryLosesNothingAndResendsTheSameMessageIds() async throws {
         let harness = try SyncHarness()
         try harness.ingest("events.ndjson")
         let crashing = RecordingDestination()
         crashing.crashAfter = 5
-        let interrupted = try harness.sync(now: demoNow, destination: crashing, batchSize: 2)
+        let interrupted = try await harness.sync(now: demoNow, destination: crashing, batchSize: 2)
         #expect(interrupted.exitStatus == 1)
         #expect(crashing.acknowledged.count == 4)
         // The snapshot holds exactly what was acknowledged.
@@ -24,7 +24,7 @@ import Testing
             "SELECT message_id FROM outbox WHERE state = 'pending' ORDER BY id"
         ).rows().compactMap { $0[0].string }
         let rerun = RecordingDestination()
-        let report = try harness.sync(now: demoNow + 60_000, destination: rerun)
+        let report = try await harness.sync(now: demoNow + 60_000, destination: rerun)
         #expect(report.exitStatus == 0)
         #expect(rerun.received.prefix(pendingIds.count).map(\.messageId) == pendingIds)
         // What the crashed batch half-delivered is re-sent with identical ids.
@@ -38,12 +38,12 @@ import Testing
         #expect(report.pairs.map(\.resumed).reduce(0, +) == 25 - 4)
     }
 
-    @Test func aPermanentFailureStaysOutOfTheSnapshotAndIsSentAgain() throws {
+    @Test func aPermanentFailureStaysOutOfTheSnapshotAndIsSentAgain() async throws {
         let harness = try SyncHarness()
         try harness.ingest("events.ndjson")
         let refusing = RecordingDestination()
         refusing.refuse = ["u_dev"]
-        let first = try harness.sync(now: demoNow, definitions: ["nps_detractors"], destination: refusing)
+        let first = try await harness.sync(now: demoNow, definitions: ["nps_detractors"], destination: refusing)
         #expect(first.pairs[0].failed == 1 && first.pairs[0].sent == 2)
         #expect(first.exitStatus == 1)
         #expect(try harness.snapshot("nps_detractors").keys.sorted() == ["u_ben", "u_hana"])
@@ -51,7 +51,7 @@ import Testing
             "SELECT message_id FROM outbox WHERE state = 'failed'"
         ).scalar()?.string
         let again = RecordingDestination()
-        let second = try harness.sync(now: demoLater, definitions: ["nps_detractors"], destination: again)
+        let second = try await harness.sync(now: demoLater, definitions: ["nps_detractors"], destination: again)
         #expect(again.acknowledged.map(\.userId).contains("u_dev"))
         #expect(second.pairs[0].failed == 0)
         #expect(try harness.snapshot("nps_detractors")["u_dev"] == "true")
@@ -59,15 +59,15 @@ import Testing
         #expect(!again.acknowledged.map(\.messageId).contains(failedMessageId ?? ""))
     }
 
-    @Test func theDryRunLeavesTheDatabaseFileByteIdentical() throws {
+    @Test func theDryRunLeavesTheDatabaseFileByteIdentical() async throws {
         let harness = try SyncHarness()
         try harness.ingest("events.ndjson")
-        _ = try harness.sync(now: demoNow)
+        _ = try await harness.sync(now: demoNow)
         try harness.ingest("events-later.ndjson", now: demoLater)
         // Leave pending work too, so the dry run reads the outbox.
         let crashing = RecordingDestination()
         crashing.crashAfter = 1
-        _ = try harness.sync(now: demoLater, destination: crashing, batchSize: 1)
+        _ = try await harness.sync(now: demoLater, destination: crashing, batchSize: 1)
         try harness.store.database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         let path = harness.configuration.databasePath
         let before = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -81,7 +81,7 @@ import Testing
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
     }
 
-    @Test func aSecondSyncLockFailsAtOnce() throws {
+    @Test func aSecondSyncLockFailsAtOnce() async throws {
         let directory = try TemporaryDirectory()
         let path = directory.file("audiences.db")
         let first = try SyncLock(databasePath: path)
@@ -95,7 +95,7 @@ import Testing
         withExtendedLifetime(first) {}
     }
 
-    @Test func theLockIsFreeAgainOnceReleased() throws {
+    @Test func theLockIsFreeAgainOnceReleased() async throws {
         let directory = try TemporaryDirectory()
         let path = directory.file("audiences.db")
         do { _ = try SyncLock(databasePath: path) }

@@ -10,7 +10,7 @@ import Testing
         let definitions: TemporaryDirectory
         let harness: SyncHarness
 
-        init() throws {
+        init() async throws {
             definitions = try TemporaryDirectory()
             let demo = (repositoryRoot as NSString).appendingPathComponent("fixtures/demo/audiences")
             for name in try FileManager.default.contentsOfDirectory(atPath: demo) {
@@ -19,7 +19,7 @@ import Testing
             }
             harness = try SyncHarness(definitions: definitions.path)
             try harness.ingest("events.ndjson")
-            _ = try harness.sync(now: demoNow)
+            _ = try await harness.sync(now: demoNow)
         }
 
         /// A syncer over the definitions as the folder holds them now.
@@ -30,7 +30,7 @@ import Testing
                 definitions: try DefinitionSet.load(directory: definitions.path, configuration: configuration))
             return Syncer(engine: engine, configuration: configuration, logger: silentLogger, batchSize: batchSize) {
                 if let destination { return destination }
-                return try Syncer.standardDestination($0)
+                return try Syncer.standardDestination($0, logger: silentLogger)
             }
         }
 
@@ -44,10 +44,10 @@ import Testing
         }
     }
 
-    @Test func aDeletedAudienceIsRetiredWithFalseForEveryUserAndDropped() throws {
-        let setup = try Setup()
+    @Test func aDeletedAudienceIsRetiredWithFalseForEveryUserAndDropped() async throws {
+        let setup = try await Setup()
         try setup.remove("nps_detractors.yml")
-        let sync = try setup.syncer().sync(SyncSelection(destinations: ["outbox"]), now: demoNow + 60_000)
+        let sync = try await setup.syncer().sync(SyncSelection(destinations: ["outbox"]), now: demoNow + 60_000)
         #expect(sync.orphaned == [SyncReport.Orphan(key: "nps_detractors", destination: "outbox", synced: 3)])
         #expect(sync.warnings.contains { $0.contains("run 'audience-sync retire nps_detractors'") })
         let status = try SyncStatus.load(
@@ -55,7 +55,7 @@ import Testing
         #expect(status.text.contains("run 'audience-sync retire nps_detractors'"))
 
         let before = try setup.harness.output().count
-        let report = try setup.syncer().retire(key: "nps_detractors", now: demoLater)
+        let report = try await setup.syncer().retire(key: "nps_detractors", now: demoLater)
         #expect(report.destinations == [.init(destination: "outbox", sent: 3, dropped: true)])
         #expect(report.exitStatus == 0)
         let sent = Array(try setup.harness.output().dropFirst(before))
@@ -64,23 +64,23 @@ import Testing
         #expect(sent.allSatisfy { $0["timestamp"]?.stringValue == Timestamp.format(demoLater) })
         #expect(try setup.harness.snapshot("nps_detractors").isEmpty)
         #expect(try !setup.pairsRow("nps_detractors"))
-        #expect(try setup.syncer().sync(SyncSelection(destinations: ["outbox"]), now: demoLater).orphaned.isEmpty)
+        #expect(try await setup.syncer().sync(SyncSelection(destinations: ["outbox"]), now: demoLater).orphaned.isEmpty)
 
         // Nothing is left: a second retire is refused and sends nothing.
-        #expect(throws: AudienceSyncError.self) { try setup.syncer().retire(key: "nps_detractors", now: demoLater) }
+        await #expect(throws: AudienceSyncError.self) { try await setup.syncer().retire(key: "nps_detractors", now: demoLater) }
         #expect(try setup.harness.output().count == before + 3)
         #expect(report.json.jsonString.contains(#""destinations":[{"destination":"outbox","sent":3,"failed":0,"pending":0"#))
     }
 
-    @Test func aTraitWhoseKeyChangedIsRetiredWithNull() throws {
-        let setup = try Setup()
+    @Test func aTraitWhoseKeyChangedIsRetiredWithNull() async throws {
+        let setup = try await Setup()
         let old = try String(contentsOfFile: setup.definitions.file("total_spent_90_days.yml"), encoding: .utf8)
         try setup.remove("total_spent_90_days.yml")
         try setup.definitions.write("spend.yml", old.replacingOccurrences(of: "Total Spent 90 Days", with: "Spend 90d"))
         let before = try setup.harness.output().count
         let synced = try setup.harness.snapshot("total_spent_90_days").count
         #expect(synced == 9)
-        let report = try setup.syncer().retire(key: "total_spent_90_days", now: demoLater)
+        let report = try await setup.syncer().retire(key: "total_spent_90_days", now: demoLater)
         #expect(report.destinations.first?.sent == synced)
         #expect(report.destinations.first?.dropped == true)
         let sent = Array(try setup.harness.output().dropFirst(before))
@@ -89,54 +89,54 @@ import Testing
         #expect(try setup.harness.snapshot("total_spent_90_days").isEmpty)
     }
 
-    @Test func anEnabledDefinitionIsRefusedUnlessForced() throws {
-        let setup = try Setup()
-        let refused = errorLines { _ = try setup.syncer().retire(key: "nps_detractors", now: demoLater) }
+    @Test func anEnabledDefinitionIsRefusedUnlessForced() async throws {
+        let setup = try await Setup()
+        let refused = await errorLines { _ = try await setup.syncer().retire(key: "nps_detractors", now: demoLater) }
         #expect(refused.count == 1 && refused[0].contains("still an enabled definition") && refused[0].contains("--force"))
         #expect(try setup.harness.snapshot("nps_detractors").count == 3)
 
-        let forced = try setup.syncer().retire(key: "nps_detractors", destinations: ["outbox"], force: true, now: demoLater)
+        let forced = try await setup.syncer().retire(key: "nps_detractors", destinations: ["outbox"], force: true, now: demoLater)
         #expect(forced.destinations.map(\.sent) == [3])
         // The definition is still there: its next sync starts over as a first sync.
-        let next = try setup.syncer().sync(
+        let next = try await setup.syncer().sync(
             SyncSelection(definitions: ["nps_detractors"], destinations: ["outbox"]), now: demoLater)
         #expect(next.pairs.first?.firstSync == true)
         // Every member at the later time: the three of the first sync and u_lea, who answered at 13:00.
         #expect(next.pairs.first?.sent == 4)
     }
 
-    @Test func aDisabledDefinitionIsNotAnOrphanButCanBeRetiredWithoutForce() throws {
-        let setup = try Setup()
+    @Test func aDisabledDefinitionIsNotAnOrphanButCanBeRetiredWithoutForce() async throws {
+        let setup = try await Setup()
         let file = setup.definitions.file("nps_detractors.yml")
         let text = try String(contentsOfFile: file, encoding: .utf8)
         try (text + "enabled: false\n").write(toFile: file, atomically: true, encoding: .utf8)
-        let sync = try setup.syncer().sync(SyncSelection(destinations: ["outbox"]), now: demoLater)
+        let sync = try await setup.syncer().sync(SyncSelection(destinations: ["outbox"]), now: demoLater)
         #expect(sync.orphaned.isEmpty)
-        let report = try setup.syncer().retire(key: "nps_detractors", now: demoLater)
+        let report = try await setup.syncer().retire(key: "nps_detractors", now: demoLater)
         #expect(report.destinations.map(\.sent) == [3])
         #expect(try setup.harness.snapshot("nps_detractors").isEmpty)
     }
 
-    @Test func unknownDestinationsAndNothingToRetireAreUsageErrors() throws {
-        let setup = try Setup()
+    @Test func unknownDestinationsAndNothingToRetireAreUsageErrors() async throws {
+        let setup = try await Setup()
         try setup.remove("nps_detractors.yml")
-        let unknown = errorLines {
-            _ = try setup.syncer().retire(key: "nps_detractors", destinations: ["nowhere"], now: demoLater)
+        let unknown = await errorLines {
+            _ = try await setup.syncer().retire(key: "nps_detractors", destinations: ["nowhere"], now: demoLater)
         }
         #expect(unknown.first?.contains("no destination is named 'nowhere'") == true)
-        let nothing = errorLines { _ = try setup.syncer().retire(key: "never_synced", now: demoLater) }
+        let nothing = await errorLines { _ = try await setup.syncer().retire(key: "never_synced", now: demoLater) }
         #expect(nothing.first?.contains("nothing to retire") == true)
         #expect(nothing.first?.contains("orphaned: nps_detractors → outbox") == true)
         #expect(try setup.harness.snapshot("nps_detractors").count == 3)
     }
 
-    @Test func anInterruptedRetireIsFinishedWithTheSameMessageIds() throws {
-        let setup = try Setup()
+    @Test func anInterruptedRetireIsFinishedWithTheSameMessageIds() async throws {
+        let setup = try await Setup()
         try setup.remove("order_completed_last_30days.yml")
         try setup.remove("engaged_non_buyers.yml")  // it refers to the other one
         let crashing = RecordingDestination()
         crashing.crashAfter = 3
-        let interrupted = try setup.syncer(crashing, batchSize: 2).retire(key: "order_completed_last_30days", now: demoLater)
+        let interrupted = try await setup.syncer(crashing, batchSize: 2).retire(key: "order_completed_last_30days", now: demoLater)
         #expect(interrupted.exitStatus == 1)
         #expect(interrupted.destinations.first?.sent == 2 && interrupted.destinations.first?.pending == 5)
         #expect(interrupted.destinations.first?.dropped == false)
@@ -149,7 +149,7 @@ import Testing
         ).rows().compactMap { $0[0].string }
 
         let rerun = RecordingDestination()
-        let finished = try setup.syncer(rerun).retire(key: "order_completed_last_30days", now: demoLater + 60_000)
+        let finished = try await setup.syncer(rerun).retire(key: "order_completed_last_30days", now: demoLater + 60_000)
         #expect(finished.destinations.first?.resumed == 5 && finished.destinations.first?.sent == 0)
         #expect(finished.destinations.first?.dropped == true)
         #expect(rerun.received.map(\.messageId) == pendingIds)

@@ -4,12 +4,13 @@ import Testing
 @testable import AudienceSync
 
 @Suite struct SyncTests {
-    @Test func firstSyncSendsEveryMemberAndValueAndNoFalse() throws {
+    @Test func firstSyncSendsEveryMemberAndValueAndNoFalse() async throws {
         let harness = try SyncHarness()
         try harness.ingest("events.ndjson")
-        let report = try harness.sync(now: demoNow)
+        let report = try await harness.sync(now: demoNow)
         let sent = try harness.output().map(change)
-        #expect(sent.count == 3 + 7 + 9 + 4 + 2)
+        let perDefinition: [Int] = [3, 7, 9, 4, 2]
+        #expect(sent.count == perDefinition.reduce(0, +))
         #expect(sent.filter { $0.hasSuffix("=false") || $0.hasSuffix("=null") }.isEmpty)
         #expect(sent.contains("u_ben nps_detractors=true"))
         #expect(sent.contains("u_ada total_spent_90_days=200.5"))
@@ -20,13 +21,13 @@ import Testing
         #expect(report.exitStatus == 0)
     }
 
-    @Test func laterSyncSendsOnlyTheChangesOfEventsMd() throws {
+    @Test func laterSyncSendsOnlyTheChangesOfEventsMd() async throws {
         let harness = try SyncHarness()
         try harness.ingest("events.ndjson")
-        _ = try harness.sync(now: demoNow)
+        _ = try await harness.sync(now: demoNow)
         let first = try harness.output().count
         try harness.ingest("events-later.ndjson", now: demoLater)
-        let report = try harness.sync(now: demoLater)
+        let report = try await harness.sync(now: demoLater)
         let sent = Array(try harness.output().map(change).dropFirst(first)).sorted()
         #expect(
             sent == [
@@ -38,28 +39,28 @@ import Testing
         #expect(try harness.snapshot("engaged_non_buyers").keys.sorted() == ["u_eli", "u_fay", "u_jade", "u_max"])
     }
 
-    @Test func aPairIsDueOnlyAfterItsSchedule() throws {
+    @Test func aPairIsDueOnlyAfterItsSchedule() async throws {
         let harness = try SyncHarness()
         try harness.ingest("events.ndjson")
-        _ = try harness.sync(now: demoNow)
+        _ = try await harness.sync(now: demoNow)
         try harness.ingest("events-later.ndjson", now: demoLater)
-        let early = try harness.sync(now: demoNow + 3_600_000)
+        let early = try await harness.sync(now: demoNow + 3_600_000)
         #expect(early.pairs.allSatisfy { !$0.due && $0.sent == 0 })
-        let forced = try harness.sync(now: demoNow + 3_600_000, force: true, definitions: ["nps_detractors"])
+        let forced = try await harness.sync(now: demoNow + 3_600_000, force: true, definitions: ["nps_detractors"])
         #expect(forced.pairs.map(\.key) == ["nps_detractors"])
         #expect(forced.pairs[0].due && forced.pairs[0].sent == 1)  // u_lea's answer at 13:00
-        let later = try harness.sync(now: demoNow + 7_200_000)
+        let later = try await harness.sync(now: demoNow + 7_200_000)
         #expect(later.pairs.filter(\.due).map(\.key).sorted() == [
             "engaged_non_buyers", "order_completed_last_30days", "signup_to_order_7d", "total_spent_90_days",
         ])
     }
 
-    @Test func computedTraitGoneIsSentAsNull() throws {
+    @Test func computedTraitGoneIsSentAsNull() async throws {
         let harness = try SyncHarness()
         try harness.ingest("events.ndjson")
-        _ = try harness.sync(now: demoNow)
+        _ = try await harness.sync(now: demoNow)
         // 80 days later u_ben's only order (50 days before the demo time) is out of the 90-day window.
-        let report = try harness.sync(now: demoNow + 80 * 86_400_000, definitions: ["total_spent_90_days"])
+        let report = try await harness.sync(now: demoNow + 80 * 86_400_000, definitions: ["total_spent_90_days"])
         let sent = try harness.output().map(change)
         #expect(sent.contains("u_ben total_spent_90_days=null"))
         #expect(sent.contains("u_ada total_spent_90_days=120.0"))
@@ -67,15 +68,15 @@ import Testing
         #expect(try harness.snapshot("total_spent_90_days")["u_ben"] == nil)
     }
 
-    @Test func diffCountsEqualTheFollowingForcedSync() throws {
+    @Test func diffCountsEqualTheFollowingForcedSync() async throws {
         let harness = try SyncHarness()
         try harness.ingest("events.ndjson")
-        _ = try harness.sync(now: demoNow)
+        _ = try await harness.sync(now: demoNow)
         try harness.ingest("events-later.ndjson", now: demoLater)
         let diff = try Syncer.dryRun(
             engine: harness.engine, configuration: harness.configuration, selection: SyncSelection(destinations: ["outbox"]), now: demoLater)
         let before = try harness.output().count
-        let report = try harness.sync(now: demoLater, force: true)
+        let report = try await harness.sync(now: demoLater, force: true)
         let sentLines = try harness.output().dropFirst(before).map(\.jsonString)
         for pair in diff.pairs {
             let synced = try #require(report.pairs.first { $0.key == pair.key && $0.destination == pair.destination })
@@ -87,10 +88,10 @@ import Testing
         #expect(nps.sample[.entered] == ["u_kai", "u_lea"])
     }
 
-    @Test func sendAsTrackSendsAudienceEnteredAndExited() throws {
+    @Test func sendAsTrackSendsAudienceEnteredAndExited() async throws {
         let harness = try SyncHarness(sendAs: "track")
         try harness.ingest("events.ndjson")
-        _ = try harness.sync(now: demoNow, definitions: ["nps_detractors", "total_spent_90_days"])
+        _ = try await harness.sync(now: demoNow, definitions: ["nps_detractors", "total_spent_90_days"])
         let messages = try harness.output()
         let track = try #require(messages.first { $0["type"] == .string("track") })
         #expect(track["event"] == .string("Audience Entered"))
@@ -99,10 +100,10 @@ import Testing
         #expect(messages.filter { $0["type"] == .string("identify") }.count == 9)  // computed traits stay identify
     }
 
-    @Test func messagesCarryPersonasContextAndStableIds() throws {
+    @Test func messagesCarryPersonasContextAndStableIds() async throws {
         let harness = try SyncHarness()
         try harness.ingest("events.ndjson")
-        _ = try harness.sync(now: demoNow, definitions: ["nps_detractors"])
+        _ = try await harness.sync(now: demoNow, definitions: ["nps_detractors"])
         let message = try #require(try harness.output().first)
         #expect(message["type"] == .string("identify"))
         #expect(message["timestamp"] == .string("2026-11-22T12:00:00.000Z"))
@@ -120,19 +121,31 @@ import Testing
         #expect(SyncMessage.computationID(key: "a", kind: .audience).count == 28)
     }
 
-    @Test func unsupportedDestinationsAreSkippedWithAReason() throws {
+    @Test func aMissingSecretStopsTheRunBeforeAnythingIsSent() async throws {
         let harness = try SyncHarness(
-            extraDestinations: "  - name: segment\n    type: segment\n    write_key: env:NO_SUCH_KEY_FOR_TESTS")
+            extraDestinations: "  - name: segment\n    type: segment\n    write_key: file:keys/no-such-file")
         try harness.ingest("events.ndjson")
-        let report = try harness.sync(now: demoNow, definitions: ["nps_detractors"], destinations: [])
-        #expect(report.pairs.map(\.destination) == ["sprig", "outbox"])
-        #expect(report.pairs.first { $0.destination == "sprig" }?.skipped == "destination type sprig is not supported yet")
-        let segmentReport = try harness.sync(now: demoNow, definitions: ["order_completed_last_30days"], destinations: [])
-        let segment = try #require(segmentReport.pairs.first { $0.destination == "segment" })
-        #expect(segment.skipped == "destination type segment is not supported yet")
-        #expect(report.warnings.contains { $0.contains("not supported yet") })
-        #expect(report.exitStatus == 0)
-        #expect(try harness.snapshot("order_completed_last_30days", destination: "segment").isEmpty)
-        #expect(try harness.snapshot("order_completed_last_30days").count == 7)
+        // nps_detractors goes to sprig (env:NO_SPRIG_KEY_IN_TESTS) and to the file destination.
+        let error = await #expect(throws: AudienceSyncError.self) {
+            try await harness.sync(now: demoNow, definitions: ["nps_detractors"], destinations: [])
+        }
+        #expect(error?.code == .configuration)
+        #expect(error?.code.exitStatus == 2)
+        #expect(
+            error?.description
+                == "destination 'sprig': api_key: the environment variable NO_SPRIG_KEY_IN_TESTS is not set (it holds a secret)"
+        )
+        #expect(try harness.output().isEmpty)
+        #expect(try harness.snapshot("nps_detractors").isEmpty)
+
+        let segmentError = await #expect(throws: AudienceSyncError.self) {
+            try await harness.sync(now: demoNow, definitions: ["order_completed_last_30days"], destinations: ["segment"])
+        }
+        #expect(segmentError?.code == .configuration)
+        #expect(segmentError?.file == harness.directory.file("keys/no-such-file"))
+        #expect(segmentError?.message == "destination 'segment': write_key: cannot read the secret file")
+        let outboxOnly = try await harness.sync(now: demoNow, definitions: ["nps_detractors"])
+        #expect(outboxOnly.exitStatus == 0)
+        #expect(try harness.snapshot("nps_detractors").keys.sorted() == ["u_ben", "u_dev", "u_hana"])
     }
 }

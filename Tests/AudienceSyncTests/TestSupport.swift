@@ -47,3 +47,17 @@ func errorLines(_ body: () throws -> Void) -> [String] {
         return ["unexpected error: \(error)"]
     }
 }
+
+/// `errorLines` for a body that awaits.
+func errorLines(_ body: () async throws -> Void) async -> [String] {
+    do {
+        try await body()
+        return []
+    } catch let error as AudienceSyncError {
+        return [error.description]
+    } catch let error as AudienceSyncErrors {
+        return error.errors.map(\.description)
+    } catch {
+        return ["unexpected error: \(error)"]
+    }
+}

@@ -23,21 +23,29 @@ import Testing
 
     @Test func firstSyncThenTheLaterChanges() throws {
         let scratch = try demo()
-        let first = try binary.run(["sync", "--now", Self.now, "--format", "json"], in: scratch.path)
+        // The demo's Segment and Sprig keys are not set: the run stops before sending anything.
+        let noKeys = ["SEGMENT_WRITE_KEY": "", "SPRIG_API_KEY": ""]
+        let refused = try binary.run(["sync", "--now", Self.now], in: scratch.path, environment: noKeys)
+        #expect(refused.status == 2, "\(refused.stderr)")
+        #expect(refused.stderr.contains("destination 'segment'") || refused.stderr.contains("destination 'sprig'"))
+        #expect(refused.stderr.contains("SEGMENT_WRITE_KEY") || refused.stderr.contains("SPRIG_API_KEY"))
+        #expect(outputLines(scratch).isEmpty)
+
+        let first = try binary.run(
+            ["sync", "--now", Self.now, "--format", "json", "--destination", "outbox"], in: scratch.path)
         #expect(first.status == 0, "\(first.stderr)")
-        #expect(first.stderr.contains("destination type segment is not supported yet"))
         let report = try parseJSON(first.stdout)
         let pairs = try #require(report["pairs"] as? [[String: Any]])
         let outbox = pairs.filter { $0["destination"] as? String == "outbox" }
         #expect(outbox.map { $0["sent"] as? Int ?? -1 }.reduce(0, +) == 25)
         #expect(outputLines(scratch).count == 25)
 
-        let notDue = try binary.run(["sync", "--now", "2026-11-22T13:00:00Z", "--format", "json"], in: scratch.path)
+        let notDue = try binary.run(["sync", "--now", "2026-11-22T13:00:00Z", "--format", "json", "--destination", "outbox"], in: scratch.path)
         #expect(notDue.status == 0)
         #expect(outputLines(scratch).count == 25)
 
         _ = try binary.run(["ingest", "events-later.ndjson", "--now", Self.later], in: scratch.path)
-        let second = try binary.run(["sync", "--now", Self.later], in: scratch.path)
+        let second = try binary.run(["sync", "--now", Self.later, "--destination", "outbox"], in: scratch.path)
         #expect(second.status == 0, "\(second.stderr)")
         #expect(outputLines(scratch).count == 25 + 7)
 
@@ -52,7 +60,7 @@ import Testing
 
     @Test func diffChangesNothingAndPrintsWhatSyncSends() throws {
         let scratch = try demo()
-        _ = try binary.run(["sync", "--now", Self.now], in: scratch.path)
+        _ = try binary.run(["sync", "--now", Self.now, "--destination", "outbox"], in: scratch.path)
         _ = try binary.run(["ingest", "events-later.ndjson", "--now", Self.later], in: scratch.path)
         let database = scratch.file("audiences.db")
         let before = try Data(contentsOf: URL(fileURLWithPath: database))

@@ -18,7 +18,7 @@ import Testing
 
     /// The demo with two file destinations: `outbox` (a regular file) and `slow`, listed after it,
     /// so that each definition delivers to `outbox` first. The definitions without a
-    /// `destinations:` list go to both; nps_detractors goes to sprig (skipped) and outbox.
+    /// `destinations:` list go to both; nps_detractors goes to sprig and outbox; the syncs select the two file destinations.
     func project() throws -> ScratchDirectory {
         let scratch = try ScratchDirectory()
         try scratch.copyDemo()
@@ -59,7 +59,8 @@ import Testing
         #expect(expected["outbox"]?.count == 25 && expected["slow"]?.count == 22)
 
         #expect(mkfifo(scratch.file("out/slow.ndjson"), 0o600) == 0)
-        let first = try Launched(binary, ["sync", "--now", Self.now], in: scratch.path)
+        let files = ["--destination", "outbox", "--destination", "slow"]  // sprig would need its secret
+        let first = try Launched(binary, ["sync", "--now", Self.now] + files, in: scratch.path)
         defer { first.killNow() }
 
         // Wait until the outbox holds pending messages for the blocked destination.
@@ -79,7 +80,7 @@ import Testing
         #expect(!deliveredBefore.isEmpty)
 
         // Meanwhile a second sync exits 3 at once.
-        let concurrent = try Launched(binary, ["sync", "--now", Self.now], in: scratch.path)
+        let concurrent = try Launched(binary, ["sync", "--now", Self.now] + files, in: scratch.path)
         defer { concurrent.killNow() }
         #expect(poll { !concurrent.isRunning }, "the second sync did not exit")
         #expect(concurrent.status == 3)
@@ -91,7 +92,7 @@ import Testing
 
         // The destination comes back as a regular file; the next sync finishes the work.
         try FileManager.default.removeItem(atPath: scratch.file("out/slow.ndjson"))
-        let second = try Launched(binary, ["sync", "--now", Self.now, "--format", "json"], in: scratch.path)
+        let second = try Launched(binary, ["sync", "--now", Self.now, "--format", "json"] + files, in: scratch.path)
         defer { second.killNow() }
         #expect(poll { !second.isRunning }, "the second sync did not finish")
         #expect(second.status == 0, "\(second.stderr)")

@@ -204,6 +204,13 @@ public struct Configuration: Sendable {
             let options = DestinationConfiguration.SendAs.allCases.map(\.rawValue)
             if case .scalar(let scalar) = value, let sendAs = DestinationConfiguration.SendAs(rawValue: scalar.string) {
                 destination.sendAs = sendAs
+                if kind == .sprig && sendAs == .track {
+                    // Sprig's user API takes attributes, not events: sending attributes anyway would
+                    // quietly ignore what the user asked for.
+                    reader.fail(
+                        "send_as: track is not available for a sprig destination: Sprig's user API takes attributes, not events (remove send_as or use identify)",
+                        at: value)
+                }
             } else {
                 let got = (value.scalar?.string).map { "'\($0)'" } ?? YAMLReader.describe(value)
                 reader.fail("unknown send_as \(got) (expected one of \(options.joined(separator: ", ")))", at: value)

@@ -14,7 +14,7 @@ public final class FileDestination: Destination {
         self.path = path
     }
 
-    public func deliver(_ batch: [OutboundMessage]) throws -> [DeliveryResult] {
+    public func deliver(_ batch: [OutboundMessage]) async throws -> [DeliveryResult] {
         guard !batch.isEmpty else { return [] }
         let folder = (path as NSString).deletingLastPathComponent
         if !folder.isEmpty {
@@ -22,7 +22,7 @@ public final class FileDestination: Destination {
         }
         let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw failure("cannot open") }
-        defer { close(descriptor) }
+        defer { closeDescriptor(descriptor) }
         var bytes: [UInt8] = []
         for message in batch {
             bytes.append(contentsOf: message.body.utf8)
@@ -44,4 +44,9 @@ public final class FileDestination: Destination {
     private func failure(_ what: String) -> AudienceSyncError {
         AudienceSyncError(.delivery, "\(what) the output file: \(String(cString: strerror(errno)))", file: path)
     }
+}
+
+/// The C library's `close`, which `Destination.close()` hides inside the class.
+private func closeDescriptor(_ descriptor: Int32) {
+    _ = close(descriptor)
 }

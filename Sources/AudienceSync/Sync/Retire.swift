@@ -61,7 +61,21 @@ extension Syncer {
     /// `force`; then the next sync of that definition is a first sync again and re-sends its members.
     /// Also refuses a key with nothing to retire, and destinations that are not configured or that
     /// this version cannot deliver to.
-    public func retire(key: String, destinations filter: [String] = [], force: Bool = false, now: Int64) throws
+    public func retire(key: String, destinations filter: [String] = [], force: Bool = false, now: Int64) async throws
+        -> RetireReport
+    {
+        // Destinations hold connections (HTTP clients) that must be closed however this ends.
+        do {
+            let report = try await retireClosingNothing(key: key, destinations: filter, force: force, now: now)
+            await closeDestinations()
+            return report
+        } catch {
+            await closeDestinations()
+            throw error
+        }
+    }
+
+    private func retireClosingNothing(key: String, destinations filter: [String], force: Bool, now: Int64) async throws
         -> RetireReport
     {
         if let definition = engine.definitions[key: key], !force {
@@ -104,7 +118,7 @@ extension Syncer {
             var item = RetireReport.Destination(destination: target.name)
             defer { report.destinations.append(item) }
             // Finish what an interrupted run of this pair left pending, with the same messageIds.
-            let earlier = try deliver(key: key, destinationName: target.name, to: target.destination)
+            let earlier = try await deliver(key: key, destinationName: target.name, to: target.destination)
             item.resumed = earlier.delivered
             item.failed = earlier.failed
             try finishInterruptedRuns(key: key, destination: target.name)
@@ -115,7 +129,7 @@ extension Syncer {
             }
             let started = clock()
             if let runId = try writeRemovals(key: key, kind: kind, destination: target.configuration, now: now) {
-                let outcome = try deliver(key: key, destinationName: target.name, to: target.destination)
+                let outcome = try await deliver(key: key, destinationName: target.name, to: target.destination)
                 item.sent = outcome.delivered
                 item.failed += outcome.failed
                 item.pending = outcome.pending

@@ -10,9 +10,12 @@ public struct SyncPair: Sendable {
         self.destination = destination
     }
 
-    /// Why this pair cannot be synced by this version, or nil when it can.
+    /// Why this pair cannot be synced by this version, or nil when it can. Every kind is delivered
+    /// to now; the switch makes a new kind say whether it is.
     public var unsupportedReason: String? {
-        destination.kind == .file ? nil : "destination type \(destination.kind.rawValue) is not supported yet"
+        switch destination.kind {
+        case .file, .segment, .sprig: return nil
+        }
     }
 
     /// Whether the pair is due at `now`: never synced, or its last completed sync started at least

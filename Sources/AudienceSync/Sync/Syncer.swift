@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 
 /// What one `sync` did (SPEC §10).
@@ -78,27 +79,80 @@ public final class Syncer {
 
     var database: Database { engine.store.database }
     var state: SyncState { SyncState(database: database) }
-    private var destinations: [String: any Destination] = [:]
+    /// The destinations of this run, by name (nil: cannot be delivered to).
+    private var destinations: [String: (any Destination)?] = [:]
 
     public init(
         engine: MembershipEngine, configuration: Configuration, logger: Logger, batchSize: Int = 500,
-        makeDestination: @escaping (DestinationConfiguration) throws -> (any Destination)? = Syncer.standardDestination
+        makeDestination: ((DestinationConfiguration) throws -> (any Destination)?)? = nil
     ) {
         self.engine = engine
         self.configuration = configuration
         self.logger = logger
         self.batchSize = max(1, batchSize)
-        self.makeDestination = makeDestination
+        self.makeDestination = makeDestination ?? { try Syncer.standardDestination($0, logger: logger) }
     }
 
-    /// The destinations this version delivers to: `file` only.
-    public static func standardDestination(_ configuration: DestinationConfiguration) throws -> (any Destination)? {
-        guard configuration.kind == .file, let path = configuration.path else { return nil }
-        return FileDestination(path: path)
+    /// The destination for a configuration: `file`, `segment` or `sprig`. An HTTP destination's
+    /// secret is read here, once per run; a missing one is a configuration error that names the
+    /// destination and where the secret was looked for, never a value.
+    public static func standardDestination(
+        _ configuration: DestinationConfiguration, logger: Logger, hooks: HTTPDeliveryHooks = .live,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> (any Destination)? {
+        switch configuration.kind {
+        case .file:
+            guard let path = configuration.path else { return nil }
+            return FileDestination(path: path)
+        case .segment:
+            let writeKey = try resolveSecret(of: configuration, environment: environment)
+            return try SegmentDestination(configuration: configuration, writeKey: writeKey, hooks: hooks, logger: logger)
+        case .sprig:
+            let apiKey = try resolveSecret(of: configuration, environment: environment)
+            return try SprigDestination(configuration: configuration, apiKey: apiKey, hooks: hooks, logger: logger)
+        }
     }
 
-    public func sync(_ selection: SyncSelection, now: Int64) throws -> SyncReport {
+    private static func resolveSecret(of configuration: DestinationConfiguration, environment: [String: String]) throws
+        -> String
+    {
+        let field = configuration.kind.secretField ?? "secret"
+        guard let secret = configuration.secret else {
+            throw AudienceSyncError(.configuration, "destination '\(configuration.name)' has no \(field)")
+        }
+        do {
+            return try secret.resolve(environment: environment)
+        } catch var error as AudienceSyncError {
+            error.message = "destination '\(configuration.name)': \(field): \(error.message)"
+            throw error
+        }
+    }
+
+    /// Runs a sync. Every destination the run may use is created first, so a missing secret stops
+    /// the run (a configuration error) before anything is sent; all are closed before it returns.
+    public func sync(_ selection: SyncSelection, now: Int64) async throws -> SyncReport {
         let selected = try selection.pairs(definitions: engine.definitions, configuration: configuration)
+        do {
+            for name in try Set(selected.map(\.destination.name) + state.pendingPairs().map(\.destination)).sorted() {
+                if let destinationConfiguration = configuration.destination(named: name) {
+                    _ = try destination(for: destinationConfiguration)
+                }
+            }
+            let report = try await run(selected, selection: selection, now: now)
+            await closeDestinations()
+            return report
+        } catch {
+            await closeDestinations()
+            throw error
+        }
+    }
+
+    func closeDestinations() async {
+        for (_, destination) in destinations { await destination?.close() }
+        destinations = [:]
+    }
+
+    private func run(_ selected: [SyncPair], selection: SyncSelection, now: Int64) async throws -> SyncReport {
         var report = SyncReport(now: now)
         var entries: [PairName: SyncReport.Pair] = [:]
         var order: [PairName] = []
@@ -117,7 +171,7 @@ public final class Syncer {
                 )
                 continue
             }
-            let outcome = try deliver(key: pending.key, destinationName: pending.destination, to: destination)
+            let outcome = try await deliver(key: pending.key, destinationName: pending.destination, to: destination)
             var item = entry(name)
             item.resumed += outcome.delivered
             item.failed += outcome.failed
@@ -159,7 +213,7 @@ public final class Syncer {
             let (runId, invalid) = try writeOutbox(pair, differ: differ, firstSync: item.firstSync, now: now)
             item.invalid += invalid.count
             report.warnings += Self.invalidWarnings(invalid, key: pair.key, destination: pair.destination.name)
-            let outcome = try deliver(key: pair.key, destinationName: pair.destination.name, to: destination)
+            let outcome = try await deliver(key: pair.key, destinationName: pair.destination.name, to: destination)
             item.sent += outcome.delivered
             item.failed += outcome.failed + invalid.count
             item.pending += outcome.pending
@@ -247,10 +301,11 @@ public final class Syncer {
 
     /// Delivers a pair's pending outbox messages in batches. Each batch's results are recorded,
     /// and acknowledged changes applied to the snapshot, in one transaction. A destination that
-    /// throws stops the delivery: the rest stays pending for the next run.
-    func deliver(key: String, destinationName: String, to destination: any Destination) throws
+    /// throws, or leaves messages pending, stops the delivery: the rest stays pending for the next run.
+    func deliver(key: String, destinationName: String, to destination: any Destination) async throws
         -> (delivered: Int, failed: Int, pending: Int)
     {
+        let size = max(1, destination.preferredBatchSize ?? batchSize)
         var delivered = 0
         var failed = 0
         var lastId: Int64 = 0
@@ -274,12 +329,12 @@ public final class Syncer {
                 (SELECT key, destination, user_id FROM outbox WHERE id = ?1 AND removes = 1)
             """, persistent: true)
         while true {
-            let batch = try state.pendingMessages(key: key, destination: destinationName, after: lastId, limit: batchSize)
+            let batch = try state.pendingMessages(key: key, destination: destinationName, after: lastId, limit: size)
             guard let last = batch.last else { break }
             lastId = last.id
             let results: [DeliveryResult]
             do {
-                results = try destination.deliver(batch)
+                results = try await destination.deliver(batch)
             } catch {
                 logger.error(
                     "delivery interrupted; the messages stay pending",
@@ -291,6 +346,7 @@ public final class Syncer {
                     .delivery, "destination \(destinationName) answered \(results.count) results for \(batch.count) messages")
             }
             let updatedAt = clock()
+            var leftPending: String?
             try database.inTransaction(.immediate) {
                 for (message, result) in zip(batch, results) {
                     switch result {
@@ -302,10 +358,18 @@ public final class Syncer {
                     case .failed(let reason):
                         try markFailed.execute([.integer(message.id), .text(reason), .integer(updatedAt)])
                         failed += 1
+                    case .pending(let reason):
+                        leftPending = leftPending ?? reason
                     }
                 }
             }
             progress?(DeliveryProgress(key: key, destination: destinationName, done: delivered + failed, total: total))
+            if let leftPending {
+                logger.error(
+                    "delivery stopped; the messages not acknowledged stay pending for the next run",
+                    metadata: ["key": "\(key)", "destination": "\(destinationName)", "reason": "\(leftPending)"])
+                break
+            }
         }
         let pending = try state.count(
             "SELECT count(*) FROM outbox WHERE key = ?1 AND destination = ?2 AND state = 'pending'",

@@ -56,7 +56,7 @@ extension AudienceSyncCommand {
                 logger: global.makeLogger())
             let progress = Console.deliveryProgress(quiet: global.quiet)
             syncer.progress = progress
-            let report = try syncer.retire(
+            let report = try await syncer.retire(
                 key: key, destinations: destinations, force: force, now: now.flatMap(Timestamp.parse) ?? Timestamp.now())
             withExtendedLifetime(lock) {}
             if progress != nil { Console.progress(nil) }

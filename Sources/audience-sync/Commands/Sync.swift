@@ -10,8 +10,8 @@ extension AudienceSyncCommand {
             discussion: """
                 Takes the database's sync lock (exit 3 when another sync holds it), finishes delivery \
                 left pending by an interrupted run, then diffs each due pair against its snapshot and \
-                delivers the changes. Exit 1 when a delivery failed or was left pending. This version \
-                delivers to 'file' destinations only; pairs of other destinations are skipped with a warning.
+                delivers the changes. Exit 1 when a delivery failed or was left pending; exit 2 when a \
+                destination's secret (env:NAME or file:PATH) is missing, before anything is sent.
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -53,7 +53,7 @@ extension AudienceSyncCommand {
                 logger: global.makeLogger())
             let progress = Console.deliveryProgress(quiet: global.quiet)
             syncer.progress = progress
-            let report = try syncer.sync(
+            let report = try await syncer.sync(
                 SyncSelection(definitions: definitions, destinations: destinations, force: force),
                 now: now.flatMap(Timestamp.parse) ?? Timestamp.now())
             withExtendedLifetime(lock) {}
