@@ -22,20 +22,14 @@ extension AudienceSyncCommand {
         @Option(name: .customLong("destination"), help: ArgumentHelp("Only this destination (repeatable).", valueName: "name"))
         var destinations: [String] = []
 
-        @Option(help: ArgumentHelp("Evaluate as of this ISO-8601 time.", valueName: "time"))
-        var now: String?
+        @OptionGroup var time: EvaluationTime
 
         @Option(help: "Output format: text, json, ndjson or html.")
         var format: DiffFormat = .text
 
-        func validate() throws {
-            if let now, Timestamp.parse(now) == nil {
-                throw ValidationError("--now: expected an ISO-8601 time like 2026-11-22T12:00:00Z (got '\(now)')")
-            }
-        }
 
         func run() async throws {
-            let context = try ComputeContext(global: global, now: now)
+            let context = try ComputeContext(global: global, now: time.now)
             let report = try Syncer.dryRun(
                 engine: context.engine, configuration: context.configuration,
                 selection: SyncSelection(definitions: definitions, destinations: destinations, force: true),

@@ -21,20 +21,14 @@ extension AudienceSyncCommand {
         @Option(name: .customLong("definition"), help: ArgumentHelp("Only this definition (repeatable).", valueName: "key"))
         var keys: [String] = []
 
-        @Option(help: ArgumentHelp("Evaluate as of this ISO-8601 time.", valueName: "time"))
-        var now: String?
+        @OptionGroup var time: EvaluationTime
 
         @Option(help: "Output format: text or json.")
         var format: OutputFormat = .text
 
-        func validate() throws {
-            if let now, Timestamp.parse(now) == nil {
-                throw ValidationError("--now: expected an ISO-8601 time like 2026-11-22T12:00:00Z (got '\(now)')")
-            }
-        }
 
         func run() async throws {
-            let context = try ComputeContext(global: global, now: now)
+            let context = try ComputeContext(global: global, now: time.now)
             let explainer = Explainer(engine: context.engine)
             let selected = keys.isEmpty ? context.engine.definitions.evaluationOrder.map(\.key) : keys
             let explanations = try selected.map { try explainer.explain(userId: userId, key: $0, now: context.now) }

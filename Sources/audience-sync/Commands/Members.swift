@@ -18,8 +18,7 @@ extension AudienceSyncCommand {
         @Argument(help: ArgumentHelp("The definition's key (see 'audience-sync validate').", valueName: "key"))
         var key: String
 
-        @Option(help: ArgumentHelp("Evaluate as of this ISO-8601 time.", valueName: "time"))
-        var now: String?
+        @OptionGroup var time: EvaluationTime
 
         @Option(help: "Output format: text or json.")
         var format: OutputFormat = .text
@@ -27,14 +26,9 @@ extension AudienceSyncCommand {
         @Flag(help: "Print the SQL statement and its parameters instead of running it.")
         var sql = false
 
-        func validate() throws {
-            if let now, Timestamp.parse(now) == nil {
-                throw ValidationError("--now: expected an ISO-8601 time like 2026-11-22T12:00:00Z (got '\(now)')")
-            }
-        }
 
         func run() async throws {
-            let context = try ComputeContext(global: global, now: now)
+            let context = try ComputeContext(global: global, now: time.now)
             let engine = context.engine
             guard let definition = engine.definitions[key: key] else {
                 _ = try engine.statement(key: key, now: context.now)  // throws the "unknown key" error

@@ -25,8 +25,7 @@ extension AudienceSyncCommand {
         @Option(name: .customLong("destination"), help: ArgumentHelp("Only this destination (repeatable).", valueName: "name"))
         var destinations: [String] = []
 
-        @Option(help: ArgumentHelp("Send as of this ISO-8601 time (default: the clock).", valueName: "time"))
-        var now: String?
+        @OptionGroup var time: EvaluationTime
 
         @Flag(help: "Retire the key even though an enabled definition still has it.")
         var force = false
@@ -34,11 +33,6 @@ extension AudienceSyncCommand {
         @Option(help: "Output format: text or json.")
         var format: OutputFormat = .text
 
-        func validate() throws {
-            if let now, Timestamp.parse(now) == nil {
-                throw ValidationError("--now: expected an ISO-8601 time like 2026-11-22T12:00:00Z (got '\(now)')")
-            }
-        }
 
         func run() async throws {
             guard let configuration = try global.loadConfiguration(required: true) else {
@@ -57,7 +51,7 @@ extension AudienceSyncCommand {
             let progress = Console.deliveryProgress(quiet: global.quiet)
             syncer.progress = progress
             let report = try await syncer.retire(
-                key: key, destinations: destinations, force: force, now: now.flatMap(Timestamp.parse) ?? Timestamp.now())
+                key: key, destinations: destinations, force: force, now: time.millis)
             withExtendedLifetime(lock) {}
             if progress != nil { Console.progress(nil) }
             for warning in report.warnings { Console.error("warning: \(warning)") }

@@ -10,20 +10,14 @@ extension AudienceSyncCommand {
 
         @OptionGroup var global: GlobalOptions
 
-        @Option(help: ArgumentHelp("Report as of this ISO-8601 time (default: the clock).", valueName: "time"))
-        var now: String?
+        @OptionGroup var time: EvaluationTime
 
         @Option(help: "Output format: text or json.")
         var format: OutputFormat = .text
 
-        func validate() throws {
-            if let now, Timestamp.parse(now) == nil {
-                throw ValidationError("--now: expected an ISO-8601 time like 2026-11-22T12:00:00Z (got '\(now)')")
-            }
-        }
 
         func run() async throws {
-            let context = try ComputeContext(global: global, now: now)
+            let context = try ComputeContext(global: global, now: time.now)
             let status = try SyncStatus.load(engine: context.engine, configuration: context.configuration, now: context.now)
             switch format {
             case .json: Console.output(status.json.jsonString)

@@ -22,8 +22,7 @@ extension AudienceSyncCommand {
         @Option(name: .customLong("destination"), help: ArgumentHelp("Only this destination (repeatable).", valueName: "name"))
         var destinations: [String] = []
 
-        @Option(help: ArgumentHelp("Evaluate as of this ISO-8601 time (default: the clock).", valueName: "time"))
-        var now: String?
+        @OptionGroup var time: EvaluationTime
 
         @Flag(help: "Sync every selected pair, due or not.")
         var force = false
@@ -31,11 +30,6 @@ extension AudienceSyncCommand {
         @Option(help: "Output format: text or json.")
         var format: OutputFormat = .text
 
-        func validate() throws {
-            if let now, Timestamp.parse(now) == nil {
-                throw ValidationError("--now: expected an ISO-8601 time like 2026-11-22T12:00:00Z (got '\(now)')")
-            }
-        }
 
         func run() async throws {
             guard let configuration = try global.loadConfiguration(required: true) else {
@@ -55,7 +49,7 @@ extension AudienceSyncCommand {
             syncer.progress = progress
             let report = try await syncer.sync(
                 SyncSelection(definitions: definitions, destinations: destinations, force: force),
-                now: now.flatMap(Timestamp.parse) ?? Timestamp.now())
+                now: time.millis)
             withExtendedLifetime(lock) {}
             if progress != nil { Console.progress(nil) }
             for warning in report.warnings { Console.error("warning: \(warning)") }
