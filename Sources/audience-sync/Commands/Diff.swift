@@ -27,7 +27,6 @@ extension AudienceSyncCommand {
         @Option(help: "Output format: text, json, ndjson or html.")
         var format: DiffFormat = .text
 
-
         func run() async throws {
             let context = try ComputeContext(global: global, now: time.now)
             let report = try Syncer.dryRun(

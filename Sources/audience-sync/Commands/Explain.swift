@@ -26,7 +26,6 @@ extension AudienceSyncCommand {
         @Option(help: "Output format: text or json.")
         var format: OutputFormat = .text
 
-
         func run() async throws {
             let context = try ComputeContext(global: global, now: time.now)
             let explainer = Explainer(engine: context.engine)

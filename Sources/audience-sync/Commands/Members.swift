@@ -26,7 +26,6 @@ extension AudienceSyncCommand {
         @Flag(help: "Print the SQL statement and its parameters instead of running it.")
         var sql = false
 
-
         func run() async throws {
             let context = try ComputeContext(global: global, now: time.now)
             let engine = context.engine

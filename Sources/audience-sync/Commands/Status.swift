@@ -15,7 +15,6 @@ extension AudienceSyncCommand {
         @Option(help: "Output format: text or json.")
         var format: OutputFormat = .text
 
-
         func run() async throws {
             let context = try ComputeContext(global: global, now: time.now)
             let status = try SyncStatus.load(engine: context.engine, configuration: context.configuration, now: context.now)

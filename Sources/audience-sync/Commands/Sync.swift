@@ -30,29 +30,12 @@ extension AudienceSyncCommand {
         @Option(help: "Output format: text or json.")
         var format: OutputFormat = .text
 
-
         func run() async throws {
-            guard let configuration = try global.loadConfiguration(required: true) else {
-                throw AudienceSyncError(.configuration, "no configuration file")
-            }
-            let definitionSet = try DefinitionSet.load(directory: configuration.definitionsPath, configuration: configuration)
-            let path = global.databaseFile ?? configuration.databasePath
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw AudienceSyncError(.usage, "no store yet: run 'audience-sync ingest' first", file: path)
-            }
-            let lock = try SyncLock(databasePath: path)
-            let store = try EventStore(path: path)
-            let syncer = Syncer(
-                engine: MembershipEngine(store: store, definitions: definitionSet), configuration: configuration,
-                logger: global.makeLogger())
-            let progress = Console.deliveryProgress(quiet: global.quiet)
-            syncer.progress = progress
-            let report = try await syncer.sync(
+            let session = try SyncSession(global: global)
+            let report = try await session.syncer.sync(
                 SyncSelection(definitions: definitions, destinations: destinations, force: force),
                 now: time.millis)
-            withExtendedLifetime(lock) {}
-            if progress != nil { Console.progress(nil) }
-            for warning in report.warnings { Console.error("warning: \(warning)") }
+            session.finish(warnings: report.warnings)
             switch format {
             case .json: Console.output(report.json.jsonString)
             case .text:
