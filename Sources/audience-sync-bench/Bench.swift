@@ -8,7 +8,7 @@ import Foundation
 /// real code paths stage by stage, prints progress on standard error and one JSON object of
 /// figures on standard output (see `BENCHMARKS.md`).
 @main
-struct Bench: ParsableCommand {
+struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audience-sync-bench",
         abstract: "Measure ingest, compute, diff and delivery on synthetic data; prints one JSON object.",
@@ -69,6 +69,15 @@ struct Bench: ParsableCommand {
             valueName: "file"))
     var config: String?
 
+    @Option(help: ArgumentHelp("Members of the diff stage's audience (its snapshot differs by 10%).", valueName: "n"))
+    var diffMembers = 1_000_000
+
+    @Option(help: ArgumentHelp("Identify messages the deliver stage sends to each destination.", valueName: "n"))
+    var deliverMessages = 1_000_000
+
+    @Option(help: ArgumentHelp("Batch requests in flight to the loopback Segment receiver.", valueName: "n"))
+    var httpConcurrency = 4
+
     @Flag(help: "Print the SQL and query plan of the engine and of the baseline for each definition on standard error.")
     var queryPlans = false
 
@@ -83,6 +92,13 @@ struct Bench: ParsableCommand {
         if let users, users < 1 { throw ValidationError("--users must be at least 1 (got \(users)).") }
         guard Timestamp.parse(now) != nil else {
             throw ValidationError("--now: expected an ISO-8601 time like 2026-11-22T12:00:00Z (got '\(now)').")
+        }
+        guard diffMembers >= 20 else { throw ValidationError("--diff-members must be at least 20 (got \(diffMembers)).") }
+        guard deliverMessages >= 1 else {
+            throw ValidationError("--deliver-messages must be at least 1 (got \(deliverMessages)).")
+        }
+        guard (1...256).contains(httpConcurrency) else {
+            throw ValidationError("--http-concurrency must be between 1 and 256 (got \(httpConcurrency)).")
         }
         let requested = try BenchStage.parseList(stages)
         if let db, !FileManager.default.fileExists(atPath: db), !requested.contains(.ingest) {
@@ -108,7 +124,7 @@ struct Bench: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         let requested = try BenchStage.parseList(stages)
         let userCount = users ?? max(1, events / 20)
         let end = Timestamp.parse(now)!
@@ -141,6 +157,26 @@ struct Bench: ParsableCommand {
                 definitionsPath: definitions, configurationPath: configurationPath, databasePath: databasePath,
                 now: end, showQueryPlans: queryPlans)
             try run.measure(into: &report)
+        }
+
+        if requested.contains(.diff) || requested.contains(.deliver) {
+            let run = SyncRun(
+                workFolder: workFolder, now: end, diffMembers: diffMembers, deliverMessages: deliverMessages,
+                httpConcurrency: httpConcurrency)
+            let receiver = BenchReceiver()
+            try await receiver.start()
+            do {
+                let configurationPath = try run.prepare(
+                    diff: requested.contains(.diff), deliver: requested.contains(.deliver), port: receiver.port)
+                if requested.contains(.diff) { try run.measureDiff(configurationPath: configurationPath, into: &report) }
+                if requested.contains(.deliver) {
+                    try await run.measureDeliver(configurationPath: configurationPath, receiver: receiver, into: &report)
+                }
+                await receiver.stop()
+            } catch {
+                await receiver.stop()
+                throw error
+            }
         }
 
         for stage in requested where !stage.isImplemented {

@@ -23,6 +23,15 @@ struct BenchReport {
     var diffSeconds: Double?
     var deliverFileMessagesPerSecond: Double?
     var deliverHTTPMessagesPerSecond: Double?
+    /// The diff stage's counts (members, synced, entered, exited).
+    var diffCounts: PairCounts?
+    /// Messages the deliver stage sent to each destination.
+    var deliverMessages: Int?
+    /// The whole first sync (diff, outbox, delivery) to each destination, in seconds.
+    var deliverFileSyncSeconds: Double?
+    var deliverHTTPSyncSeconds: Double?
+    /// Batch requests the loopback receiver answered.
+    var deliverHTTPRequests: Int?
     /// The whole process's peak resident set (generation included).
     var peakResidentMebibytes: Double?
     /// The database file plus its `-wal`, after the stages ran.

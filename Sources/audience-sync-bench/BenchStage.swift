@@ -6,10 +6,11 @@ enum BenchStage: String, CaseIterable {
     case ingest, compute, diff, deliver
 
     /// Whether the stage is measured yet; the others are skipped with a note and null figures.
-    var isImplemented: Bool { self == .ingest || self == .compute }
+    var isImplemented: Bool { true }
 
     /// Whether the stage needs a database of generated events (made untimed when ingest is not a stage).
-    var needsDatabase: Bool { isImplemented }
+    /// Diff and deliver build a store of their own (`SyncRun`).
+    var needsDatabase: Bool { self == .ingest || self == .compute }
 
     /// `ingest,compute` → the stages, in run order, without repeats.
     static func parseList(_ text: String) throws -> [BenchStage] {

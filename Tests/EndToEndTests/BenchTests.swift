@@ -25,7 +25,7 @@ import Testing
         #expect((figures["peak_rss_mb"] as? Double ?? 0) > 0)
         #expect((figures["sqlite_version"] as? String)?.hasPrefix("3.") == true)
         for notYetMeasured in ["diff_s", "deliver_file_msgs_per_s", "deliver_http_msgs_per_s"] {
-            #expect(figures[notYetMeasured] is NSNull, "\(notYetMeasured) should be null until its stage exists")
+            #expect(figures[notYetMeasured] is NSNull, "\(notYetMeasured) should be null when its stage does not run")
         }
         let ingest = figures["ingest"] as? [String: Any]
         #expect(ingest?["accepted"] as? Int == 20000)
@@ -42,6 +42,23 @@ import Testing
         #expect((rows?["order_completed_last_30days"] as? Int ?? 0) > 0)
         #expect(figures["baseline_matches"] as? Bool == true)
         #expect((figures["compute_vs_baseline"] as? Double ?? 0) > 0)
+    }
+
+    /// The diff and deliver stages at a tiny size: the pair diff, then a real sync to the file
+    /// destination and to the harness's loopback Segment receiver.
+    @Test func diffAndDeliverStagesReportTheirFigures() throws {
+        let (status, output, errors) = try Self.run([
+            "--stages", "diff,deliver", "--diff-members", "20000", "--deliver-messages", "20000",
+        ])
+        #expect(status == 0, "stderr: \(errors)")
+        let object = try JSONSerialization.jsonObject(with: output) as? [String: Any]
+        let figures = try #require(object, "stdout is not one JSON object: \(String(decoding: output, as: UTF8.self))")
+        #expect((figures["diff_s"] as? Double ?? 0) > 0)
+        #expect((figures["deliver_file_msgs_per_s"] as? Double ?? 0) > 0)
+        #expect((figures["deliver_http_msgs_per_s"] as? Double ?? 0) > 0)
+        #expect((figures["peak_rss_mb"] as? Double ?? 0) > 0)
+        #expect(errors.contains("diff: 20000 members against a snapshot of 20000: 1000 entered, 1000 exited"))
+        #expect(errors.contains("the receiver counted 20000 messages"))
     }
 
     /// A definition changed so that its baseline no longer says the same thing stops the run.
