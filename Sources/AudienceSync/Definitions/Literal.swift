@@ -62,20 +62,8 @@ public enum Literal: Hashable, Sendable, CustomStringConvertible {
 
     /// `text` as a JSON string literal, escaping `"`, `\` and control characters.
     public static func quote(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result + "\""
+        var bytes: [UInt8] = []
+        JSONValue.writeString(text, into: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
