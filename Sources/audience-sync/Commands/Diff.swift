@@ -16,11 +16,7 @@ extension AudienceSyncCommand {
 
         @OptionGroup var global: GlobalOptions
 
-        @Option(name: .customLong("definition"), help: ArgumentHelp("Only this definition key (repeatable).", valueName: "key"))
-        var definitions: [String] = []
-
-        @Option(name: .customLong("destination"), help: ArgumentHelp("Only this destination (repeatable).", valueName: "name"))
-        var destinations: [String] = []
+        @OptionGroup var pairs: PairOptions
 
         @OptionGroup var time: EvaluationTime
 
@@ -31,7 +27,7 @@ extension AudienceSyncCommand {
             let context = try ComputeContext(global: global, now: time.now)
             let report = try Syncer.dryRun(
                 engine: context.engine, configuration: context.configuration,
-                selection: SyncSelection(definitions: definitions, destinations: destinations, force: true),
+                selection: pairs.selection(force: true),
                 now: context.now)
             switch format {
             case .text: Console.output(report.text)

@@ -16,11 +16,7 @@ extension AudienceSyncCommand {
 
         @OptionGroup var global: GlobalOptions
 
-        @Option(name: .customLong("definition"), help: ArgumentHelp("Only this definition key (repeatable).", valueName: "key"))
-        var definitions: [String] = []
-
-        @Option(name: .customLong("destination"), help: ArgumentHelp("Only this destination (repeatable).", valueName: "name"))
-        var destinations: [String] = []
+        @OptionGroup var pairs: PairOptions
 
         @OptionGroup var time: EvaluationTime
 
@@ -33,7 +29,7 @@ extension AudienceSyncCommand {
         func run() async throws {
             let session = try SyncSession(global: global)
             let report = try await session.syncer.sync(
-                SyncSelection(definitions: definitions, destinations: destinations, force: force),
+                pairs.selection(force: force),
                 now: time.millis)
             session.finish(warnings: report.warnings)
             switch format {
