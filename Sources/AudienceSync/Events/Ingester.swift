@@ -139,17 +139,21 @@ public final class Ingester {
         self.logger = logger
         self.progress = progress
         let database = store.database
+        // `OR IGNORE`, not `ON CONFLICT (message_id) DO NOTHING`: the only constraint a bound row can
+        // break is the message id's uniqueness, where both skip the row. But with an upsert clause the
+        // NOT NULL checks keep their default ABORT, so SQLite must be able to undo a half-done
+        // multi-row statement and copies every page the statement first touches into a statement
+        // journal (a temporary file): 2.2 GB written for 200,000 events. `OR IGNORE` cannot abort.
         insertEvent = try database.prepare(
             """
-            INSERT INTO events (message_id, type, user_id, anonymous_id, event, ts, received_at, message)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING
+            INSERT OR IGNORE INTO events (message_id, type, user_id, anonymous_id, event, ts, received_at, message)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             """, persistent: true)
         let row = "(?, ?, ?, ?, ?, ?, ?, ?)"
         insertChunk = try database.prepare(
             """
-            INSERT INTO events (message_id, type, user_id, anonymous_id, event, ts, received_at, message)
+            INSERT OR IGNORE INTO events (message_id, type, user_id, anonymous_id, event, ts, received_at, message)
             VALUES \(Array(repeating: row, count: Ingester.rowsPerInsert).joined(separator: ", "))
-            ON CONFLICT (message_id) DO NOTHING
             """, persistent: true)
         readInsertedIds = try database.prepare("SELECT message_id FROM events WHERE seq > ?", persistent: true)
         upsertUser = try database.prepare(
