@@ -15,6 +15,16 @@ final class StagedBatch: @unchecked Sendable {
         var previousId: Range<Int>?
         /// The message JSON.
         var body: Range<Int>
+        /// Numbers (`IdentityNumbers`) of the user, of the link of the anonymous id to the user, and
+        /// of an alias' link of its previousId to the user; -1 for none.
+        var user: Int32 = -1
+        var link: Int32 = -1
+        var previousLink: Int32 = -1
+    }
+
+    struct NewLink {
+        var anonymousId: String
+        var user: Int32
     }
 
     struct Rejected {
@@ -31,6 +41,11 @@ final class StagedBatch: @unchecked Sendable {
     var bytes = 0
     /// Set on the last batch of an input when reading failed.
     var failure: (any Error)?
+    /// The user ids and links first numbered in this batch, in number order.
+    var newUsers: [String] = []
+    var newLinks: [NewLink] = []
+    /// The identity numbering started over before this batch: earlier numbers are void.
+    var renumbered = false
 
     init() {
         arena.reserveCapacity(StagedBatch.capacity * 768)
@@ -42,7 +57,7 @@ final class StagedBatch: @unchecked Sendable {
 
     var isFull: Bool { messages.count + rejected.count >= StagedBatch.capacity }
 
-    func append(_ message: ValidMessage, from bytes: UnsafeBufferPointer<UInt8>) {
+    func append(_ message: ValidMessage, from bytes: UnsafeBufferPointer<UInt8>, identities: IdentityNumbers) {
         func store(_ text: String?) -> Range<Int>? {
             guard let text else { return nil }
             let start = arena.count
@@ -59,10 +74,20 @@ final class StagedBatch: @unchecked Sendable {
         case .line(let range): arena.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[range]))
         case .rebuilt(let rebuilt): arena.append(contentsOf: rebuilt)
         }
-        messages.append(
-            Message(
-                type: message.type, time: message.time, messageId: messageId, userId: userId,
-                anonymousId: anonymousId, eventName: eventName, previousId: previousId, body: start..<arena.count))
+        var staged = Message(
+            type: message.type, time: message.time, messageId: messageId, userId: userId,
+            anonymousId: anonymousId, eventName: eventName, previousId: previousId, body: start..<arena.count)
+        // Both ids on one message link them; an alias links its previousId too.
+        if let user = message.userId {
+            staged.user = identities.user(user, in: self)
+            if let anonymousId = message.anonymousId, anonymousId != user {
+                staged.link = identities.link(anonymousId, user: staged.user, in: self)
+            }
+            if let previousId = message.previousId, previousId != user {
+                staged.previousLink = identities.link(previousId, user: staged.user, in: self)
+            }
+        }
+        messages.append(staged)
     }
 }
 
@@ -111,21 +136,33 @@ final class BoundedQueue<Element>: @unchecked Sendable {
 /// the rejections in batches, in input order.
 struct LineStager {
     var validator: MessageValidator
+    let identities: IdentityNumbers
     /// Under `--strict`, once a line is rejected nothing will be stored: stop copying messages.
     var strict: Bool
     var sawRejection = false
     private var members: [JSONMember] = []
 
-    init(validator: MessageValidator, strict: Bool) {
+    init(validator: MessageValidator, strict: Bool, identities: IdentityNumbers) {
         self.validator = validator
         self.strict = strict
+        self.identities = identities
+    }
+
+    /// A new batch; the identity numbering starts over first when it has grown too large.
+    private func makeBatch() -> StagedBatch {
+        let batch = StagedBatch()
+        if identities.isFull {
+            identities.removeAll()
+            batch.renumbered = true
+        }
+        return batch
     }
 
     /// Reads `descriptor` to the end, handing each full batch to `emit`.
     mutating func stage(descriptor: Int32, file: String, emit: (StagedBatch) -> Bool) {
         var reader = LineReader(descriptor: descriptor)
         defer { reader.deallocate() }
-        var batch = StagedBatch()
+        var batch = makeBatch()
         do {
             while let line = try reader.next() {
                 switch line {
@@ -143,7 +180,7 @@ struct LineStager {
                 if batch.isFull {
                     batch.bytes = reader.bytesRead
                     guard emit(batch) else { return }
-                    batch = StagedBatch()
+                    batch = makeBatch()
                 }
             }
         } catch {
@@ -164,7 +201,7 @@ struct LineStager {
 
     private mutating func accept(_ message: ValidMessage, from bytes: UnsafeBufferPointer<UInt8>, into batch: StagedBatch) {
         if strict && sawRejection { return }
-        batch.append(message, from: bytes)
+        batch.append(message, from: bytes, identities: identities)
     }
 
     private mutating func stageLine(_ bytes: UnsafeBufferPointer<UInt8>, file: String, line: Int, into batch: StagedBatch) {
