@@ -114,8 +114,8 @@ public final class Ingester {
     private let upsertLink: Statement
     private var inTransaction = false
     private var pendingInTransaction = 0
-    /// Numbers users and links on the parsing thread (shared with it while an input is read).
-    private let identityNumbers: IdentityNumbers
+    /// Numbers users and links on the parsing thread, which takes them while it reads an input.
+    private let identityNumbers: IdentityNumbers.Box
     /// The earliest time of each numbered user and link: known to be stored, or to write at commit.
     private var identities = EarliestIdentities()
     private var rejects: FileHandle?
@@ -128,7 +128,7 @@ public final class Ingester {
         self.options = options
         self.logger = logger
         self.progress = progress
-        identityNumbers = IdentityNumbers(limit: options.identityNumberLimit)
+        identityNumbers = IdentityNumbers.Box(IdentityNumbers(limit: options.identityNumberLimit))
         let database = store.database
         // `OR IGNORE`, not `ON CONFLICT (message_id) DO NOTHING`: the only constraint a bound row can
         // break is the message id's uniqueness, where both skip the row. But with an upsert clause the
@@ -184,12 +184,14 @@ public final class Ingester {
 
         let queue = BoundedQueue<StagedBatch>(capacity: 4)
         let finished = DispatchSemaphore(value: 0)
-        var stager = LineStager(
-            validator: MessageValidator(ingestTime: options.now), strict: options.strict, identities: identityNumbers)
-        stager.sawRejection = !summary.stored
-        let parser = Thread { [stager] in
-            var stager = stager
+        let (validator, strict, sawRejection) = (MessageValidator(ingestTime: options.now), options.strict, !summary.stored)
+        let numbers = identityNumbers
+        let parser = Thread {
+            // The numbering is moved in and out, never copied: a copy would be duplicated on its first change.
+            var stager = LineStager(validator: validator, strict: strict, identities: numbers.take())
+            stager.sawRejection = sawRejection
             stager.stage(descriptor: descriptor, file: name) { queue.put($0) }
+            numbers.numbers = stager.takeIdentities()
             queue.close()
             finished.signal()
         }
