@@ -82,6 +82,45 @@ import Testing
         }
     }
 
+    /// Strings are scanned eight bytes at a time until a byte needs attention: put each kind of such
+    /// byte at every position of the first words, and check where the string ends and whether it is valid.
+    @Test func stringScanFindsSpecialBytesAtEveryOffset() throws {
+        func scan(_ bytes: [UInt8]) throws -> (end: Int, escaped: Bool) {
+            try bytes.withUnsafeBufferPointer { buffer in
+                var scanner = JSONScanner(buffer)
+                var members: [JSONMember] = []
+                try scanner.scanObjectDocument(into: &members)
+                return (members[0].value.upperBound, members[0].valueIsEscaped)
+            }
+        }
+        let prefix = Array("{\"k\":\"".utf8)
+        // More text after the string, so that the eight-byte words reach past its closing quote.
+        let suffix = Array(",\"z\":\"0123456789abcdef\"}".utf8)
+        for offset in 0..<20 {
+            let before = [UInt8](repeating: UInt8(ascii: "a"), count: offset)
+            let after = [UInt8](repeating: UInt8(ascii: "b"), count: 11)
+            // The closing quote.
+            var bytes = prefix + before + [0x22] + suffix
+            #expect(try scan(bytes) == (prefix.count + offset + 1, false))
+            // Escapes, a 2- and a 4-byte UTF-8 sequence, and bytes next to the special ones (0x1F/0x20, 0x7F).
+            for special in [
+                Array("\\\"".utf8), Array("\\n".utf8), Array("\\u00e9".utf8), [0xC3, 0xA9], [0xF0, 0x9F, 0x98, 0x80],
+                [0x20, 0x7F, 0x21, 0x23, 0x5B, 0x5D],
+            ] {
+                bytes = prefix + before + special + after + [0x22] + suffix
+                let escaped = special.first == UInt8(ascii: "\\")
+                #expect(try scan(bytes) == (prefix.count + offset + special.count + after.count + 1, escaped))
+            }
+            // Refused: a control character, invalid UTF-8, an unterminated string.
+            for bad in [[0x1F], [0x0A], [0x00], [0xC3, 0x28], [0xFF], [0x80]] as [[UInt8]] {
+                bytes = prefix + before + bad + after + [0x22] + suffix
+                #expect(throws: JSONSyntaxError.self) { try scan(bytes) }
+            }
+            bytes = prefix + before + after
+            #expect(throws: JSONSyntaxError.self) { try scan(bytes) }
+        }
+    }
+
     @Test func decodesEscapes() throws {
         let value = try JSONValue.parse("\"a\\\"b\\\\c\\/d\\n\\u00e9\\ud83d\\ude00\"")
         #expect(value == .string("a\"b\\c/d\né😀"))
