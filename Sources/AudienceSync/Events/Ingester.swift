@@ -76,6 +76,8 @@ public struct IngestOptions: Sendable {
     public var transactionSize = 100_000
     /// Distinct user ids (or links) numbered before the numbering starts over (`IdentityNumbers`).
     var identityNumberLimit = 1 << 20
+    /// WAL size past which a transaction waits for the checkpoint of the last commit (`WALCheckpointer`).
+    var walLimitBytes = WALCheckpointer.defaultWALLimitBytes
     public static let maximumErrorsKept = 1000
 
     public init(strict: Bool = false, rejectsPath: String? = nil, now: Int64) {
@@ -120,6 +122,10 @@ public final class Ingester {
     private var identities = EarliestIdentities()
     private var rejects: FileHandle?
     private var lastProgressLines = 0
+    /// Checkpoints the WAL on another thread while this ingest runs (nil: SQLite's own checkpoints).
+    private var checkpointer: WALCheckpointer?
+    /// The connection's automatic checkpoint setting, restored when the ingest ends.
+    private var automaticCheckpointPages = 1000
 
     public init(
         store: EventStore, options: IngestOptions, logger: Logger, progress: ((IngestProgress) -> Void)? = nil
@@ -166,6 +172,28 @@ public final class Ingester {
             }
             rejects = handle
         }
+        if let pages = try database.prepare("PRAGMA wal_autocheckpoint").scalar()?.int64,
+            let pageSize = try database.prepare("PRAGMA page_size").scalar()?.int64,
+            let checkpointer = WALCheckpointer(
+                path: database.path, pageSize: Int(pageSize), walLimitBytes: options.walLimitBytes)
+        {
+            automaticCheckpointPages = Int(pages)
+            self.checkpointer = checkpointer
+            try database.execute("PRAGMA wal_autocheckpoint = 0")
+        }
+    }
+
+    deinit {
+        stopCheckpointing()
+    }
+
+    /// Ends the checkpoint thread (after it has copied the last commit) and gives the connection
+    /// back its automatic checkpoints.
+    private func stopCheckpointing() {
+        guard let checkpointer else { return }
+        checkpointer.stop()
+        self.checkpointer = nil
+        try? store.database.execute("PRAGMA wal_autocheckpoint = \(automaticCheckpointPages)")
     }
 
     /// Ingests one input: a file path, or `-` for standard input.
@@ -229,6 +257,7 @@ public final class Ingester {
         if summary.stored {
             try commit()
         }
+        stopCheckpointing()
         try rejects?.synchronize()
         try rejects?.close()
         rejects = nil
@@ -248,6 +277,7 @@ public final class Ingester {
         store.database.rollbackQuietly()
         inTransaction = false
         identities.forgetTimes()
+        stopCheckpointing()
     }
 
     // MARK: Storing
@@ -291,6 +321,7 @@ public final class Ingester {
 
     private func beginIfNeeded() throws {
         if !inTransaction {
+            checkpointer?.waitIfWALIsLarge()
             try store.database.execute("BEGIN IMMEDIATE TRANSACTION")
             inTransaction = true
         }
@@ -409,6 +440,7 @@ public final class Ingester {
         }
         inTransaction = false
         pendingInTransaction = 0
+        checkpointer?.committed()
     }
 
     // MARK: Rejections

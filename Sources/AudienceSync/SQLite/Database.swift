@@ -134,6 +134,19 @@ public final class Database {
         if isInTransaction { _ = sqlite3_exec(handle, "ROLLBACK TRANSACTION", nil, nil, nil) }
     }
 
+    // MARK: Write-ahead log
+
+    /// Copies committed WAL frames into the database file without waiting for other connections
+    /// (`PRAGMA wal_checkpoint(PASSIVE)`); returns the WAL's size in frames afterwards.
+    @discardableResult
+    public func checkpointPassively() throws -> (walFrames: Int, checkpointedFrames: Int) {
+        var walFrames: Int32 = 0
+        var checkpointed: Int32 = 0
+        let code = sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, &walFrames, &checkpointed)
+        guard code == SQLITE_OK else { throw error(code: code, sql: "PRAGMA wal_checkpoint(PASSIVE)") }
+        return (Int(walFrames), Int(checkpointed))
+    }
+
     // MARK: Schema version
 
     /// `PRAGMA user_version`: the number of migrations applied.

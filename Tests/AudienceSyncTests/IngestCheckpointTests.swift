@@ -1,0 +1,73 @@
+import Foundation
+import Testing
+
+@testable import AudienceSync
+
+/// While an ingest runs, the WAL is checkpointed on a thread of its own (`WALCheckpointer`).
+@Suite struct IngestCheckpointTests {
+    private func lines(_ count: Int, prefix: String) -> String {
+        (0..<count).map { index in
+            let time = Timestamp.format(ingestNow - 86_400_000 + Int64(index) * 1000)
+            return #"{"type":"track","event":"Viewed","messageId":"\#(prefix)\#(index)","userId":"u\#(index % 13)","anonymousId":"a\#(index % 17)","timestamp":"\#(time)","properties":{"padding":"\#(String(repeating: "x", count: 2000))"}}"#
+        }.joined(separator: "\n") + "\n"
+    }
+
+    private func walBytes(_ harness: IngestHarness) -> Int {
+        (try? FileManager.default.attributesOfItem(atPath: harness.databasePath + "-wal")[.size] as? Int) ?? 0
+    }
+
+    /// With a tiny WAL limit every transaction waits for the checkpoint of the one before, so the WAL
+    /// starts over each time and stays about one transaction long (without a limit it would hold them
+    /// all); automatic checkpoints come back after.
+    @Test func theWALStartsOverWhenItGrowsPastTheLimit() throws {
+        func run(walLimitBytes: Int) throws -> (harness: IngestHarness, summary: IngestSummary) {
+            let harness = try IngestHarness()
+            var options = IngestOptions(now: ingestNow)
+            options.transactionSize = 100
+            options.walLimitBytes = walLimitBytes
+            let input = try harness.input(Array(lines(3000, prefix: "m").utf8))
+            return (harness, try harness.ingest(paths: [input], options: options))
+        }
+        let (limited, summary) = try run(walLimitBytes: 1)
+        #expect(summary.accepted == 3000)
+        #expect(try limited.scalar("SELECT count(*) FROM events") == .integer(3000))
+        #expect(try limited.scalar("SELECT count(*) FROM users") == .integer(13))
+        #expect(try limited.scalar("SELECT count(*) FROM identity_links") == .integer(13 * 17))
+        #expect(try limited.scalar("PRAGMA wal_autocheckpoint") == .integer(1000))
+        // 30 transactions of about 0.35 MB each (1.5 MB and 10.5 MB of WAL when this was written).
+        let (unlimited, _) = try run(walLimitBytes: .max)
+        #expect(walBytes(limited) < 4 << 20)
+        #expect(walBytes(unlimited) > 8 << 20)
+    }
+
+    /// A reader that keeps an old snapshot stops checkpoints from copying anything; the ingest still
+    /// finishes (waiting only for checkpoints that copy what they can), and the reader's view is unchanged.
+    @Test func aLongReaderDoesNotBlockTheIngest() throws {
+        let harness = try IngestHarness()
+        _ = try harness.ingest(lines(10, prefix: "before"))
+        let reader = try Database(path: harness.databasePath, mode: .readOnly)
+        try reader.execute("BEGIN")
+        #expect(try reader.prepare("SELECT count(*) FROM events").scalar() == .integer(10))
+
+        var options = IngestOptions(now: ingestNow)
+        options.transactionSize = 100
+        options.walLimitBytes = 1
+        let summary = try harness.ingest(paths: [try harness.input(Array(lines(1000, prefix: "m").utf8))], options: options)
+        #expect(summary.accepted == 1000)
+        #expect(try reader.prepare("SELECT count(*) FROM events").scalar() == .integer(10))
+        try reader.execute("COMMIT")
+        #expect(try reader.prepare("SELECT count(*) FROM events").scalar() == .integer(1010))
+    }
+
+    /// An ingest that fails part-way stops its checkpoint thread and keeps what it committed.
+    @Test func anAbandonedIngestStopsCheckpointing() throws {
+        let harness = try IngestHarness()
+        var options = IngestOptions(now: ingestNow)
+        options.transactionSize = 100
+        let ingester = try Ingester(store: harness.store, options: options, logger: silentLogger)
+        try ingester.ingest(path: try harness.input(Array(lines(250, prefix: "m").utf8)))
+        ingester.abandon()
+        #expect(try harness.scalar("SELECT count(*) FROM events") == .integer(200))
+        #expect(try harness.scalar("PRAGMA wal_autocheckpoint") == .integer(1000))
+    }
+}
