@@ -141,16 +141,21 @@ public final class Ingester {
         // NOT NULL checks keep their default ABORT, so SQLite must be able to undo a half-done
         // multi-row statement and copies every page the statement first touches into a statement
         // journal (a temporary file): 2.2 GB written for 200,000 events. `OR IGNORE` cannot abort.
+        // Every row's received_at is the ingest time, parameter ?1, bound once per batch; row r's other
+        // seven columns are parameters 7r + 2 … 7r + 8.
+        func row(_ row: Int) -> String {
+            let first = 7 * row + 2
+            return "(?\(first), ?\(first + 1), ?\(first + 2), ?\(first + 3), ?\(first + 4), ?\(first + 5), ?1, ?\(first + 6))"
+        }
         insertEvent = try database.prepare(
             """
             INSERT OR IGNORE INTO events (message_id, type, user_id, anonymous_id, event, ts, received_at, message)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            VALUES \(row(0))
             """, persistent: true)
-        let row = "(?, ?, ?, ?, ?, ?, ?, ?)"
         insertChunk = try database.prepare(
             """
             INSERT OR IGNORE INTO events (message_id, type, user_id, anonymous_id, event, ts, received_at, message)
-            VALUES \(Array(repeating: row, count: Ingester.rowsPerInsert).joined(separator: ", "))
+            VALUES \((0..<Ingester.rowsPerInsert).map(row).joined(separator: ", "))
             """, persistent: true)
         readInsertedIds = try database.prepare("SELECT message_id FROM events WHERE seq > ?", persistent: true)
         upsertUser = try database.prepare(
@@ -292,6 +297,10 @@ public final class Ingester {
         for rejected in batch.rejected { try reject(rejected) }
         guard summary.stored else { return }
         let messages = batch.messages
+        insertEvent.reset()
+        insertChunk.reset()
+        try insertEvent.bindInt64(options.now, at: 1)
+        try insertChunk.bindInt64(options.now, at: 1)
         try batch.arena.withUnsafeBytes { arena in
             defer {
                 insertEvent.clearBindings()
@@ -327,11 +336,12 @@ public final class Ingester {
         }
     }
 
-    /// Binds `message` as row `row` (0-based) of `statement`, without copying its bytes.
+    /// Binds `message` as row `row` (0-based) of `statement`, without copying its bytes (received_at,
+    /// parameter 1, is bound once for all rows).
     private func bind(_ message: StagedBatch.Message, row: Int, to statement: Statement, arena: UnsafeRawBufferPointer)
         throws
     {
-        let base = row * 8
+        let base = row * 7
         func bind(_ range: Range<Int>?, at index: Int) throws {
             if let range {
                 try statement.bindTextNoCopy(UnsafeRawBufferPointer(rebasing: arena[range]), at: base + index)
@@ -339,13 +349,12 @@ public final class Ingester {
                 try statement.bindNull(at: base + index)
             }
         }
-        try bind(message.messageId, at: 1)
-        try statement.bindTextNoCopy(message.type.utf8Name, at: base + 2)
-        try bind(message.userId, at: 3)
-        try bind(message.anonymousId, at: 4)
-        try bind(message.eventName, at: 5)
-        try statement.bindInt64(message.time, at: base + 6)
-        try statement.bindInt64(options.now, at: base + 7)
+        try bind(message.messageId, at: 2)
+        try statement.bindTextNoCopy(message.type.utf8Name, at: base + 3)
+        try bind(message.userId, at: 4)
+        try bind(message.anonymousId, at: 5)
+        try bind(message.eventName, at: 6)
+        try statement.bindInt64(message.time, at: base + 7)
         try bind(message.body, at: 8)
     }
 
