@@ -109,7 +109,7 @@ struct SyncRun {
         var pair: DiffReport.Pair?
         for run in 0...Self.timedRuns {
             let started = ContinuousClock.now
-            let result = try Syncer.dryRun(engine: engine, configuration: configuration, selection: selection, now: now)
+            let result = try Syncer.dryRun(engine: engine, configuration: configuration, selection: selection, now: now, messages: .count)
             let seconds = seconds(ContinuousClock.now - started)
             if run > 0 { best = min(best, seconds) }
             pair = result.pairs.first

@@ -198,16 +198,17 @@ extension Syncer {
                 """, persistent: true)
             let users = try database.prepare(
                 "SELECT user_id FROM snapshots WHERE key = ?1 AND destination = ?2 ORDER BY user_id")
+            let template = SyncMessage.Template(
+                key: key, kind: kind, sendAs: destination.sendAs, spaceID: configuration.spaceID, now: now)
             try users.forEachRow(pairValues) { row in
                 guard let userId = row.text(0) else { return }
                 let messageId = SyncMessage.messageID(
                     key: key, destination: destination.name, userId: userId, value: gone, runId: runId)
-                let body = SyncMessage.build(
-                    key: key, kind: kind, sendAs: destination.sendAs, spaceID: configuration.spaceID, userId: userId,
-                    value: kind == .audience ? .bool(false) : .null, messageId: messageId, now: now)
+                let body = template.text(
+                    userId: userId, value: kind == .audience ? .bool(false) : .null, messageId: messageId)
                 try insert.execute([
                     .integer(runId), .text(key), .text(destination.name), .text(userId), .text(gone),
-                    .text(messageId), .text(body.jsonString), .integer(now),
+                    .text(messageId), .text(body), .integer(now),
                 ])
             }
             return runId

@@ -70,8 +70,9 @@ public final class Syncer {
     let logger: Logger
     /// Returns the destination for a configuration, or nil when this version cannot deliver to it.
     let makeDestination: (DestinationConfiguration) throws -> (any Destination)?
-    /// Messages per delivered batch (and per snapshot transaction).
-    public var batchSize: Int
+    /// Messages per delivered batch (and per snapshot transaction); nil leaves it to the
+    /// destination (`Destination.preferredBatchSize`, else 500).
+    public var batchSize: Int?
     /// Wall-clock milliseconds, for run durations (tests pass `now` for everything else).
     var clock: () -> Int64 = Timestamp.now
     /// Called before a pair's delivery and after each of its batches (for a progress line on a terminal).
@@ -83,13 +84,13 @@ public final class Syncer {
     private var destinations: [String: (any Destination)?] = [:]
 
     public init(
-        engine: MembershipEngine, configuration: Configuration, logger: Logger, batchSize: Int = 500,
+        engine: MembershipEngine, configuration: Configuration, logger: Logger, batchSize: Int? = nil,
         makeDestination: ((DestinationConfiguration) throws -> (any Destination)?)? = nil
     ) {
         self.engine = engine
         self.configuration = configuration
         self.logger = logger
-        self.batchSize = max(1, batchSize)
+        self.batchSize = batchSize.map { max(1, $0) }
         self.makeDestination = makeDestination ?? { try Syncer.standardDestination($0, logger: logger) }
     }
 
@@ -264,9 +265,11 @@ public final class Syncer {
                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10, ?11, ?9, ?9)
                 """, persistent: true)
             var invalid: [InvalidMessage] = []
+            let template = SyncMessage.Template(
+                definition: pair.definition, sendAs: pair.destination.sendAs, spaceID: configuration.spaceID, now: now)
             try differ.forEachChange(pair) { change in
-                let message = try Self.message(for: change, of: pair, runId: runId, spaceID: configuration.spaceID, now: now)
-                let body = message.body.jsonString
+                let message = try Self.message(for: change, of: pair, runId: runId, template: template)
+                let body = message.body
                 let reason = SyncMessage.invalidReason(body)
                 if let reason { invalid.append(InvalidMessage(userId: change.userId, reason: reason)) }
                 try insert.execute([
@@ -287,16 +290,21 @@ public final class Syncer {
         return lines
     }
 
-    /// The message of `change`, as a sync with run `runId` writes it to the outbox.
-    static func message(for change: PairChange, of pair: SyncPair, runId: Int64, spaceID: String?, now: Int64) throws
-        -> (messageId: String, body: JSONValue)
+    /// The message of `change` as JSON text, as a sync with run `runId` writes it to the outbox;
+    /// `template` is the pair's (`SyncMessage.Template(definition:sendAs:spaceID:now:)`).
+    static func message(for change: PairChange, of pair: SyncPair, runId: Int64, template: SyncMessage.Template) throws
+        -> (messageId: String, body: String)
     {
         let messageId = SyncMessage.messageID(
             key: pair.key, destination: pair.destination.name, userId: change.userId, value: change.value, runId: runId)
-        let body = SyncMessage.build(
-            definition: pair.definition, sendAs: pair.destination.sendAs, spaceID: spaceID, userId: change.userId,
-            value: try JSONValue.parse(change.value), messageId: messageId, now: now)
-        return (messageId, body)
+        let value: JSONValue
+        switch change.value {
+        case "true": value = .bool(true)
+        case "false": value = .bool(false)
+        case "null": value = .null
+        default: value = try JSONValue.parse(change.value)
+        }
+        return (messageId, template.text(userId: change.userId, value: value, messageId: messageId))
     }
 
     /// Delivers a pair's pending outbox messages in batches. Each batch's results are recorded,
@@ -305,7 +313,7 @@ public final class Syncer {
     func deliver(key: String, destinationName: String, to destination: any Destination) async throws
         -> (delivered: Int, failed: Int, pending: Int)
     {
-        let size = max(1, destination.preferredBatchSize ?? batchSize)
+        let size = max(1, batchSize ?? destination.preferredBatchSize ?? 500)
         var delivered = 0
         var failed = 0
         var lastId: Int64 = 0
@@ -328,9 +336,30 @@ public final class Syncer {
             DELETE FROM snapshots WHERE (key, destination, user_id) IN
                 (SELECT key, destination, user_id FROM outbox WHERE id = ?1 AND removes = 1)
             """, persistent: true)
+        // The same three steps for a whole batch of the pair's pending rows with ids in (?3, ?4].
+        let applyRange = try database.prepare(
+            """
+            INSERT INTO snapshots (key, destination, user_id, value)
+            SELECT key, destination, user_id, value FROM outbox
+            WHERE key = ?1 AND destination = ?2 AND state = 'pending' AND id > ?3 AND id <= ?4 AND removes = 0
+            ON CONFLICT (key, destination, user_id) DO UPDATE SET value = excluded.value
+            """, persistent: true)
+        let removeRange = try database.prepare(
+            """
+            DELETE FROM snapshots WHERE key = ?1 AND destination = ?2 AND user_id IN (
+                SELECT user_id FROM outbox
+                WHERE key = ?1 AND destination = ?2 AND state = 'pending' AND id > ?3 AND id <= ?4 AND removes = 1
+            )
+            """, persistent: true)
+        let markRangeDelivered = try database.prepare(
+            """
+            UPDATE outbox SET state = 'delivered', updated_at = ?5
+            WHERE key = ?1 AND destination = ?2 AND state = 'pending' AND id > ?3 AND id <= ?4
+            """, persistent: true)
         while true {
             let batch = try state.pendingMessages(key: key, destination: destinationName, after: lastId, limit: size)
             guard let last = batch.last else { break }
+            let batchStart = lastId
             lastId = last.id
             let results: [DeliveryResult]
             do {
@@ -347,6 +376,25 @@ public final class Syncer {
             }
             let updatedAt = clock()
             var leftPending: String?
+            if results.allSatisfy({ $0 == .acknowledged }), Set(batch.map(\.userId)).count == batch.count {
+                // The common case, set-based: the batch is exactly the pair's pending rows in
+                // (after, last], each user once, so the order of the snapshot writes does not matter.
+                let range: [SQLiteValue] = [
+                    .text(key), .text(destinationName), .integer(batchStart), .integer(last.id), .integer(updatedAt),
+                ]
+                try database.inTransaction(.immediate) {
+                    try applyRange.execute(Array(range.prefix(4)))
+                    try removeRange.execute(Array(range.prefix(4)))
+                    let marked = try markRangeDelivered.execute(range)
+                    guard marked == batch.count else {
+                        throw AudienceSyncError(
+                            .delivery, "outbox of \(key) → \(destinationName) changed during delivery (\(marked) of \(batch.count) rows)")
+                    }
+                }
+                delivered += batch.count
+                progress?(DeliveryProgress(key: key, destination: destinationName, done: delivered + failed, total: total))
+                continue
+            }
             try database.inTransaction(.immediate) {
                 for (message, result) in zip(batch, results) {
                     switch result {
