@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import LoopbackReceiver
 import Testing
 
 @testable import AudienceSync
