@@ -1,6 +1,7 @@
 import AudienceSync
 import Foundation
 import Logging
+import LoopbackReceiver
 
 /// The diff and deliver stages, on a store of their own (`sync.sqlite3` in the work folder).
 ///
@@ -134,7 +135,7 @@ struct SyncRun {
     /// `deliver_file_msgs_per_s` and `deliver_http_msgs_per_s`: a real first sync of `bench_deliver`
     /// to each destination; the figure is messages over the time from the start of delivery (the
     /// outbox written) to the last batch's transaction.
-    func measureDeliver(configurationPath: String, receiver: BenchReceiver, into report: inout BenchReport) async throws {
+    func measureDeliver(configurationPath: String, receiver: LoopbackReceiver, into report: inout BenchReport) async throws {
         let configuration = try Configuration.load(file: configurationPath)
         let definitions = try DefinitionSet.load(directory: workFolder.file("sync-audiences"), configuration: configuration)
         let store = try EventStore(path: databasePath)
@@ -164,15 +165,15 @@ struct SyncRun {
                 report.deliverFileMessagesPerSecond = rate
                 report.deliverFileSyncSeconds = total
             } else {
-                let counted = receiver.messages
+                let counted = receiver.acknowledgedMessageCount
                 guard counted == deliverMessages else {
                     throw AudienceSyncError(
                         .delivery, "deliver: the receiver counted \(counted) messages, expected \(deliverMessages)")
                 }
-                line += "; the receiver counted \(counted) messages in \(receiver.requests) requests"
+                line += "; the receiver counted \(counted) messages in \(receiver.requestCount) requests"
                 report.deliverHTTPMessagesPerSecond = rate
                 report.deliverHTTPSyncSeconds = total
-                report.deliverHTTPRequests = receiver.requests
+                report.deliverHTTPRequests = receiver.requestCount
             }
             Progress.note(line)
         }

@@ -134,9 +134,10 @@ extension Syncer {
             }
         }
 
-        // Pending work a sync resumes first, for destinations it can deliver to.
+        // Pending work a sync resumes first: that of every configured destination (a sync leaves
+        // the work of a destination no longer configured in the outbox).
         for pending in try state.pendingPairs() {
-            guard configuration.destination(named: pending.destination)?.kind == .file else { continue }
+            guard configuration.destination(named: pending.destination) != nil else { continue }
             var lastId: Int64 = 0
             while true {
                 let batch = try state.pendingMessages(
