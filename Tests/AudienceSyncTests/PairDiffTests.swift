@@ -136,8 +136,8 @@ import Testing
                 messageNumber += 1
                 try database.prepare(
                     """
-                    INSERT INTO outbox (run_id, key, destination, user_id, value, removes, message_id, message, created_at, updated_at)
-                    VALUES (1, ?1, 'outbox', ?2, ?3, ?4, ?5, '{}', 0, 0)
+                    INSERT INTO outbox (run_id, key, destination, user_id, value, removes, message_id, created_at, updated_at)
+                    VALUES (1, ?1, 'outbox', ?2, ?3, ?4, ?5, 0, 0)
                     """
                 ).execute([
                     .text(pair.key), .text(String(decoding: user, as: UTF8.self)), .text(value), .integer(removes ? 1 : 0),
@@ -148,9 +148,9 @@ import Testing
             messageNumber += 1
             try database.prepare(
                 """
-                INSERT INTO outbox (run_id, key, destination, user_id, value, removes, message_id, message, state, created_at, updated_at)
-                VALUES (1, ?1, 'outbox', 'A', 'true', 0, ?2, '{}', 'delivered', 0, 0),
-                       (1, ?1, 'elsewhere', 'B', 'true', 0, ?3, '{}', 'pending', 0, 0)
+                INSERT INTO outbox (run_id, key, destination, user_id, value, removes, message_id, state, created_at, updated_at)
+                VALUES (1, ?1, 'outbox', 'A', 'true', 0, ?2, 'delivered', 0, 0),
+                       (1, ?1, 'elsewhere', 'B', 'true', 0, ?3, 'pending', 0, 0)
                 """
             ).execute([.text(pair.key), .text("m\(messageNumber)"), .text("n\(messageNumber)")])
 

@@ -48,8 +48,9 @@ struct StoreView: Equatable {
         let database = try Database(path: databasePath, mode: .readOnly)
         outbox = try database.prepare(
             """
-            SELECT id, run_id, key, destination, user_id, value, removes, message_id, message, state, created_at
-            FROM outbox ORDER BY id
+            SELECT o.id, o.run_id, o.key, o.destination, o.user_id, o.value, o.removes, o.message_id, m.message, o.state,
+                o.created_at
+            FROM outbox o LEFT JOIN outbox_messages m ON m.id = o.id ORDER BY o.id
             """
         ).rows().map { row in
             OutboxRow(

@@ -260,10 +260,12 @@ public final class Syncer {
             let insert = try database.prepare(
                 """
                 INSERT INTO outbox (
-                    run_id, key, destination, user_id, value, removes, message_id, message, state, reason, created_at, updated_at
+                    run_id, key, destination, user_id, value, removes, message_id, state, reason, created_at, updated_at
                 )
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10, ?11, ?9, ?9)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9, ?10, ?8, ?8)
                 """, persistent: true)
+            let insertMessage = try database.prepare(
+                "INSERT INTO outbox_messages (id, message) VALUES (?1, ?2)", persistent: true)
             var invalid: [InvalidMessage] = []
             let template = SyncMessage.Template(
                 definition: pair.definition, sendAs: pair.destination.sendAs, spaceID: configuration.spaceID, now: now)
@@ -274,9 +276,10 @@ public final class Syncer {
                 if let reason { invalid.append(InvalidMessage(userId: change.userId, reason: reason)) }
                 try insert.execute([
                     .integer(runId), .text(pair.key), .text(pair.destination.name), .text(change.userId),
-                    .text(change.value), .integer(change.removes ? 1 : 0), .text(message.messageId), .text(body),
+                    .text(change.value), .integer(change.removes ? 1 : 0), .text(message.messageId),
                     .integer(now), .text(reason == nil ? "pending" : "failed"), .text(reason),
                 ])
+                try insertMessage.execute([.integer(database.lastInsertRowID), .text(body)])
             }
             return (runId, invalid)
         }
