@@ -228,6 +228,7 @@ public final class Syncer {
                 ])
         }
         report.pairs = order.map { entry($0) }
+        try pruneDeliveredMessages()
         report.orphaned = try state.orphans(known: engine.definitions.knownPairs()).map {
             SyncReport.Orphan(key: $0.key, destination: $0.destination, synced: $0.count)
         }
@@ -237,6 +238,26 @@ public final class Syncer {
             )
         }
         return report
+    }
+
+    /// How long delivered outbox rows are kept after their delivery (by the wall clock): a week of
+    /// what was sent, for questions about it, without the store growing by every message forever.
+    public static let deliveredRetentionMilliseconds: Int64 = 7 * 24 * 3_600_000
+
+    /// Deletes the outbox rows (and message texts) delivered more than
+    /// `deliveredRetentionMilliseconds` ago. Pending and failed rows always stay.
+    func pruneDeliveredMessages() throws {
+        let cutoff: [SQLiteValue] = [.integer(clock() - Self.deliveredRetentionMilliseconds)]
+        try database.inTransaction(.immediate) {
+            try database.prepare(
+                """
+                DELETE FROM outbox_messages WHERE id IN (
+                    SELECT id FROM outbox WHERE state = 'delivered' AND updated_at < ?1
+                )
+                """
+            ).execute(cutoff)
+            try database.prepare("DELETE FROM outbox WHERE state = 'delivered' AND updated_at < ?1").execute(cutoff)
+        }
     }
 
     func destination(for configuration: DestinationConfiguration) throws -> (any Destination)? {
