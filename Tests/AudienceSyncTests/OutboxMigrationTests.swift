@@ -42,37 +42,33 @@ import Testing
     }
 }
 
-/// Delivered outbox rows are kept a week after their delivery, pending and failed ones always.
+/// Delivered outbox rows are kept a week (by their runs' `now`), pending and failed ones always.
 @Suite struct OutboxRetentionTests {
     @Test func deliveredRowsOlderThanAWeekArePrunedOthersStay() async throws {
         let harness = try SyncHarness()
         try harness.ingest("events.ndjson")
         let day: Int64 = 86_400_000
-        func sync(_ wallClock: Int64, _ destination: RecordingDestination) async throws {
-            let syncer = harness.syncer(destination)
-            syncer.clock = { wallClock }
-            _ = try await syncer.sync(SyncSelection(destinations: ["outbox"], force: true), now: demoNow + wallClock)
-        }
         let refusing = RecordingDestination()
         refusing.refuse = ["u_dev"]
-        try await sync(0, refusing)
+        _ = try await harness.sync(now: demoNow, destination: refusing)
         let database = harness.store.database
         func count(_ sql: String) throws -> Int64 { try database.prepare(sql).scalar()?.int64 ?? -1 }
-        let delivered = try count("SELECT count(*) FROM outbox WHERE state = 'delivered'")
-        let failed = try count("SELECT count(*) FROM outbox WHERE state = 'failed'")
+        let firstRuns = "run_id IN (SELECT id FROM runs WHERE started_at = \(demoNow))"
+        let delivered = try count("SELECT count(*) FROM outbox WHERE state = 'delivered' AND \(firstRuns)")
+        let failed = try count("SELECT count(*) FROM outbox WHERE state = 'failed' AND \(firstRuns)")
         #expect(delivered > 0 && failed > 0)
 
         // Six days later nothing is old enough.
-        try await sync(6 * day, RecordingDestination())
-        #expect(try count("SELECT count(*) FROM outbox WHERE state = 'delivered' AND updated_at = 0") == delivered)
+        _ = try await harness.sync(now: demoNow + 6 * day, force: true, destination: RecordingDestination())
+        #expect(try count("SELECT count(*) FROM outbox WHERE state = 'delivered' AND \(firstRuns)") == delivered)
 
-        // Eight days later the first delivery's rows and texts are gone; the failed ones stay.
-        try await sync(8 * day, RecordingDestination())
-        #expect(try count("SELECT count(*) FROM outbox WHERE state = 'delivered' AND updated_at = 0") == 0)
-        #expect(try count("SELECT count(*) FROM outbox WHERE state = 'failed'") >= failed)
+        // Eight days later the first run's delivered rows and texts are gone; its failed ones stay,
+        // and what the later runs sent is still there.
+        _ = try await harness.sync(now: demoNow + 8 * day, force: true, destination: RecordingDestination())
+        #expect(try count("SELECT count(*) FROM outbox WHERE state = 'delivered' AND \(firstRuns)") == 0)
+        #expect(try count("SELECT count(*) FROM outbox WHERE state = 'failed' AND \(firstRuns)") == failed)
         #expect(try count("SELECT count(*) FROM outbox_messages WHERE id NOT IN (SELECT id FROM outbox)") == 0)
         #expect(try count("SELECT count(*) FROM outbox o LEFT JOIN outbox_messages m USING (id) WHERE m.id IS NULL") == 0)
-        // The later deliveries' rows are still there.
-        #expect(try count("SELECT count(*) FROM outbox WHERE state = 'delivered' AND updated_at = \(6 * day)") > 0)
+        #expect(try count("SELECT count(*) FROM outbox WHERE state = 'delivered'") > 0)
     }
 }

@@ -161,6 +161,8 @@ public final class Syncer {
             entries[name] ?? SyncReport.Pair(key: name.key, destination: name.destination)
         }
 
+        try pruneDeliveredMessages(now: now)
+
         // Step 2: finish what an interrupted run left pending, whatever the filters.
         for pending in try state.pendingPairs() {
             let name = PairName(key: pending.key, destination: pending.destination)
@@ -228,7 +230,6 @@ public final class Syncer {
                 ])
         }
         report.pairs = order.map { entry($0) }
-        try pruneDeliveredMessages()
         report.orphaned = try state.orphans(known: engine.definitions.knownPairs()).map {
             SyncReport.Orphan(key: $0.key, destination: $0.destination, synced: $0.count)
         }
@@ -240,23 +241,27 @@ public final class Syncer {
         return report
     }
 
-    /// How long delivered outbox rows are kept after their delivery (by the wall clock): a week of
+    /// How long delivered outbox rows are kept, by the `now` of the run that wrote them: a week of
     /// what was sent, for questions about it, without the store growing by every message forever.
     public static let deliveredRetentionMilliseconds: Int64 = 7 * 24 * 3_600_000
 
-    /// Deletes the outbox rows (and message texts) delivered more than
-    /// `deliveredRetentionMilliseconds` ago. Pending and failed rows always stay.
-    func pruneDeliveredMessages() throws {
-        let cutoff: [SQLiteValue] = [.integer(clock() - Self.deliveredRetentionMilliseconds)]
+    /// Deletes the delivered outbox rows (and message texts) of runs that started more than
+    /// `deliveredRetentionMilliseconds` before `now`. Pending and failed rows always stay. It runs
+    /// before anything is sent, so what this sync delivers is there to read after it; it finds the
+    /// rows through `runs` and the outbox's run index, never by scanning the outbox.
+    func pruneDeliveredMessages(now: Int64) throws {
+        let cutoff: [SQLiteValue] = [.integer(now - Self.deliveredRetentionMilliseconds)]
         try database.inTransaction(.immediate) {
             try database.prepare(
                 """
                 DELETE FROM outbox_messages WHERE id IN (
-                    SELECT id FROM outbox WHERE state = 'delivered' AND updated_at < ?1
+                    SELECT o.id FROM runs r JOIN outbox o ON o.run_id = r.id WHERE r.started_at < ?1 AND o.state = 'delivered'
                 )
                 """
             ).execute(cutoff)
-            try database.prepare("DELETE FROM outbox WHERE state = 'delivered' AND updated_at < ?1").execute(cutoff)
+            try database.prepare(
+                "DELETE FROM outbox WHERE state = 'delivered' AND run_id IN (SELECT id FROM runs WHERE started_at < ?1)"
+            ).execute(cutoff)
         }
     }
 
