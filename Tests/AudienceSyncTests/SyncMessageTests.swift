@@ -25,12 +25,22 @@ import Testing
                             let text = template.text(userId: userId, value: value, messageId: messageId)
                             #expect(text == tree.jsonString, "\(kind) \(sendAs) \(key) \(userId) \(value)")
                             #expect(Array(text.utf8) == Array(tree.jsonString.utf8))
+                            #expect(
+                                template.textLength(userId: userId, value: value, messageIdLength: messageId.utf8.count)
+                                    == text.utf8.count)
                             let parsed = try? JSONValue.parse(text)
                             #expect(parsed == tree)
                         }
                     }
                 }
             }
+        }
+    }
+
+    @Test func theMessageIdLengthIsTheIdsLength() {
+        for runId: Int64 in [1, 9, 10, 12_345, Int64.max] {
+            let id = SyncMessage.messageID(key: "k", destination: "d", userId: "u", value: "true", runId: runId)
+            #expect(SyncMessage.messageIDLength(runId: runId) == id.utf8.count)
         }
     }
 

@@ -166,16 +166,27 @@ extension Syncer {
                 let thisRun = runId
                 let template = SyncMessage.Template(
                     definition: pair.definition, sendAs: pair.destination.sendAs, spaceID: configuration.spaceID, now: now)
+                let messageIdLength = SyncMessage.messageIDLength(runId: thisRun)
                 try differ.forEachChange(pair) { change in
-                    let message = try Syncer.message(for: change, of: pair, runId: thisRun, template: template)
-                    let body = message.body
-                    if let reason = SyncMessage.invalidReason(body) {
+                    // Counting needs only each message's size, which needs neither its hash nor its text.
+                    var body: String?
+                    let size: Int
+                    if case .count = messages {
+                        size = template.textLength(
+                            userId: change.userId, value: try Syncer.value(of: change), messageIdLength: messageIdLength)
+                    } else {
+                        body = try Syncer.message(for: change, of: pair, runId: thisRun, template: template).body
+                        size = body?.utf8.count ?? 0
+                    }
+                    if let reason = SyncMessage.invalidReason(size: size) {
                         item.invalid += 1
                         if item.invalidSample.count < sampleSize {
                             item.invalidSample.append(InvalidMessage(userId: change.userId, reason: reason))
                         }
-                    } else {
+                    } else if let body {
                         try emit(body)
+                    } else {
+                        report.messageCount += 1
                     }
                 }
                 runId += 1

@@ -22,9 +22,16 @@ public enum SyncMessage {
     /// where it goes and `diff` can tell before sending.
     public static let maximumBytes = 32 * 1024
 
+    /// The length of `messageID(…, runId:)`: `as-`, the run id, `-` and 40 hex digits.
+    public static func messageIDLength(runId: Int64) -> Int { 3 + String(runId).utf8.count + 1 + 40 }
+
     /// Why `body` (a message's JSON text) can never be sent, or nil when it can.
     public static func invalidReason(_ body: String) -> String? {
-        let size = body.utf8.count
+        invalidReason(size: body.utf8.count)
+    }
+
+    /// Why a message of `size` bytes of JSON text can never be sent, or nil when it can.
+    public static func invalidReason(size: Int) -> String? {
         guard size > maximumBytes else { return nil }
         return "the message is \(size) bytes, over the limit of \(maximumBytes) bytes (32 KB) for one message"
     }
@@ -120,6 +127,22 @@ public enum SyncMessage {
             JSONValue.writeString(messageId, into: &bytes)
             bytes.append(contentsOf: timestampAndEnd)
             return String(decoding: bytes, as: UTF8.self)
+        }
+
+        /// The length in bytes of `text(userId:value:messageId:)` for a messageId of
+        /// `messageIdLength` characters (letters, digits and `-`, as `messageID` makes them),
+        /// without building the text or hashing anything.
+        public func textLength(userId: String, value: JSONValue, messageIdLength: Int) -> Int {
+            var scratch: [UInt8] = []
+            JSONValue.writeString(userId, into: &scratch)
+            value.write(into: &scratch, sortedKeys: false)
+            let track = kind == .audience && sendAs == .track
+            let fixed =
+                track
+                ? Self.trackHead.count + (value == .bool(true) ? Self.entered.count : Self.exited.count)
+                    + trackProperties.count
+                : Self.identifyHead.count + identifyTraits.count
+            return fixed + scratch.count + contextAndMessageId.count + messageIdLength + 2 + timestampAndEnd.count
         }
 
         private static let identifyHead = Array(#"{"type":"identify","userId":"#.utf8)

@@ -326,14 +326,17 @@ public final class Syncer {
     {
         let messageId = SyncMessage.messageID(
             key: pair.key, destination: pair.destination.name, userId: change.userId, value: change.value, runId: runId)
-        let value: JSONValue
+        return (messageId, template.text(userId: change.userId, value: try value(of: change), messageId: messageId))
+    }
+
+    /// The value a change sends (its JSON text parsed; the common ones without parsing).
+    static func value(of change: PairChange) throws -> JSONValue {
         switch change.value {
-        case "true": value = .bool(true)
-        case "false": value = .bool(false)
-        case "null": value = .null
-        default: value = try JSONValue.parse(change.value)
+        case "true": return .bool(true)
+        case "false": return .bool(false)
+        case "null": return .null
+        default: return try JSONValue.parse(change.value)
         }
-        return (messageId, template.text(userId: change.userId, value: value, messageId: messageId))
     }
 
     /// Delivers a pair's pending outbox messages in batches. Each batch's results are recorded,
