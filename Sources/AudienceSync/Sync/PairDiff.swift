@@ -46,18 +46,20 @@ final class PairDiffer {
     init(engine: MembershipEngine) throws {
         self.engine = engine
         self.database = engine.store.database
-        try database.execute(
-            """
-            CREATE TEMP TABLE IF NOT EXISTS sync_changes (
-                seq INTEGER PRIMARY KEY, user_id TEXT NOT NULL, value TEXT NOT NULL, kind TEXT NOT NULL,
-                removes INTEGER NOT NULL
-            );
-            """)
     }
 
     /// Diffs `pair` at `now` into `temp.sync_changes` and returns the counts.
     func load(_ pair: SyncPair, now: Int64) throws -> PairCounts {
-        try database.execute("DELETE FROM temp.sync_changes")
+        // A new table each time: dropping frees the last diff's pages at once, where deleting
+        // its rows one by one would cost as much as writing them.
+        try database.execute(
+            """
+            DROP TABLE IF EXISTS temp.sync_changes;
+            CREATE TEMP TABLE sync_changes (
+                seq INTEGER PRIMARY KEY, user_id TEXT NOT NULL, value TEXT NOT NULL, kind TEXT NOT NULL,
+                removes INTEGER NOT NULL
+            );
+            """)
         // The engine's statement as it is: it returns `uid` (audience) or `uid, value` (computed
         // trait) ordered by uid; wrapping it would make SQLite sort a million rows again.
         let (sql, parameters) = try engine.statement(key: pair.key, now: now)
