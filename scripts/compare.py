@@ -137,9 +137,7 @@ def sqlite_query(key, now_ms):
 SHELL_LOAD = r"""
 .bail on
 PRAGMA page_size = 16384;
-PRAGMA journal_mode = WAL;
-PRAGMA synchronous = FULL;
-PRAGMA cache_size = -65536;
+{pragmas}
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY,
     message_id TEXT NOT NULL,
@@ -213,6 +211,13 @@ COMMIT;
 PRAGMA wal_checkpoint(TRUNCATE);
 .print step done
 """
+
+# Our storage settings (what the queries then run on), and the bulk variant: no journal, no
+# fsync, a 1 GiB page cache (sorts for the derived tables and the index builds stay in memory).
+SHELL_PRAGMAS = {
+    "ours": "PRAGMA journal_mode = WAL;\nPRAGMA synchronous = FULL;\nPRAGMA cache_size = -65536;",
+    "bulk": "PRAGMA journal_mode = OFF;\nPRAGMA synchronous = OFF;\nPRAGMA cache_size = -1048576;",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -521,22 +526,36 @@ def parse_steps(stdout):
     return steps
 
 
-def measure_shell(args, work, ndjson, now_ms):
-    shell_dir = os.path.join(work, "sqlite3-shell")
-    os.makedirs(shell_dir, exist_ok=True)
-    db = os.path.join(shell_dir, "shell.sqlite3")
-    for suffix in ("", "-wal", "-shm"):
+def shell_load(args, db, ndjson, now_ms, pragmas):
+    """Loads `ndjson` into a fresh `db` with the shell; returns (process figures, seconds per step)."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
         if os.path.exists(db + suffix):
             os.remove(db + suffix)
     if "'" in ndjson:
         raise SystemExit("compare.py: the input path must not contain a single quote")
-    note("sqlite3 shell: loading")
-    script = SHELL_LOAD.format(input=ndjson, now=now_ms)
+    script = SHELL_LOAD.format(input=ndjson, now=now_ms, pragmas=SHELL_PRAGMAS[pragmas])
     stdout, _, load_proc, _ = run([args.sqlite3, "-batch", db], stdin=script)
     steps = parse_steps(stdout)
     sql_seconds = sum(v for k, v in steps.items() if k != "import")
     # .import is a dot-command, which .timer does not time: it is the rest of the process's time.
     steps["import"] = max(0.0, load_proc["wall_s"] - sql_seconds)
+    return load_proc, {k: round(v, 3) for k, v in steps.items() if k != "done"}
+
+
+def measure_shell(args, work, ndjson, now_ms):
+    shell_dir = os.path.join(work, "sqlite3-shell")
+    os.makedirs(shell_dir, exist_ok=True)
+    db = os.path.join(shell_dir, "shell.sqlite3")
+    bulk = None
+    if args.shell_bulk:
+        note("sqlite3 shell: loading with bulk settings (no journal, no fsync, 1 GiB cache)")
+        bulk_db = os.path.join(shell_dir, "bulk.sqlite3")
+        bulk_proc, bulk_steps = shell_load(args, bulk_db, ndjson, now_ms, "bulk")
+        bulk = {"load_s": bulk_proc["wall_s"], "load_steps_s": bulk_steps, "load_process": bulk_proc,
+                "loaded": sqlite_fingerprint(bulk_db)}
+        os.remove(bulk_db)
+    note("sqlite3 shell: loading")
+    load_proc, steps = shell_load(args, db, ndjson, now_ms, "ours")
 
     note("sqlite3 shell: running the five queries (warm-up + best of 3)")
     parts = [".bail on", "PRAGMA cache_size = -65536;", ".mode list", '.separator "\\t" "\\n"', ".timer on"]
@@ -577,8 +596,9 @@ def measure_shell(args, work, ndjson, now_ms):
     return {
         "version": version,
         "load_s": load_proc["wall_s"],
-        "load_steps_s": {k: round(v, 3) for k, v in steps.items() if k != "done"},
+        "load_steps_s": steps,
         "load_process": load_proc,
+        "bulk_load": bulk,
         "loaded": sqlite_fingerprint(db),
         "db_bytes": file_bytes(db),
         "query_s": totals(seconds),
@@ -744,12 +764,21 @@ def print_table(result):
                      f"{round(events / shell['load_s']):,}", f"{round(events / duck['load_s']):,}"))
     print(row.format("  peak RSS (MiB)", ours["ingest_process"]["peak_rss_mb"],
                      shell["load_process"]["peak_rss_mb"], duck["load_process"]["peak_rss_mb"]))
+    def share(process):
+        return f"{process['cpu_s'] / process['wall_s']:.2f}" if process["wall_s"] else "—"
+
+    print(row.format("  CPU seconds / wall seconds", share(ours["ingest_process"]),
+                     share(shell["load_process"]), share(duck["load_process"])))
+    if shell.get("bulk_load"):
+        print(row.format("  shell, bulk settings (s)", "", s(shell["bulk_load"]["load_s"]), ""))
     print(row.format("  database bytes", f"{ours['db_bytes']:,}", f"{shell['db_bytes']:,}", f"{duck['db_bytes']:,}"))
     for key in KEYS + ["total"]:
         label = f"  {key}" if key != "total" else "queries total (s, best of 3)"
         print(row.format(label, s(ours["compute_s"][key]), s(shell["query_s"][key]), s(duck["query_s"][key])))
     print(row.format("  query peak RSS (MiB)", ours["compute_process"]["peak_rss_mb"],
                      shell["query_process"]["peak_rss_mb"], duck["query_process"]["peak_rss_mb"]))
+    print(row.format("  CPU seconds / wall seconds", share(ours["compute_process"]),
+                     share(shell["query_process"]), share(duck["query_process"])))
     print(f"(audience-sync compute is the engine; the same hand-written SQL as the shell's, in process on our store: "
           f"{ours['baseline_sql_in_process_s']['total']:.3f} s)")
     print("\nagreement (rows, checksum of sorted user ids):")
@@ -785,7 +814,8 @@ def main():
     parser.add_argument("--work-dir", help="where the NDJSON and the three databases go (kept); default a temporary folder, removed")
     parser.add_argument("--keep", action="store_true", help="keep the temporary work folder")
     parser.add_argument("--out", help="the JSON file to write (default benchmarks/comparison-<events>.json)")
-    parser.add_argument("--skip-duckdb", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--shell-bulk", action="store_true",
+                        help="also time the shell's load with bulk settings (no journal, no fsync, 1 GiB cache)")
     args = parser.parse_args()
     require_duckdb()
     if args.users is None:
@@ -807,7 +837,10 @@ def main():
         shell, shell_rows = measure_shell(args, work, ndjson, now_ms)
         duck, duck_rows = measure_duckdb(args, work, ndjson, now_ms)
         agreement, disagreements = compare_rows({"ours": ours_rows_, "sqlite3_shell": shell_rows, "duckdb": duck_rows})
-        load_problems = compare_loads(ours["loaded"], {"sqlite3_shell": shell["loaded"], "duckdb": duck["loaded"]})
+        loads = {"sqlite3_shell": shell["loaded"], "duckdb": duck["loaded"]}
+        if shell["bulk_load"]:
+            loads["sqlite3_shell_bulk"] = shell["bulk_load"]["loaded"]
+        load_problems = compare_loads(ours["loaded"], loads)
         result = {
             "events": args.events,
             "users": args.users if not args.input else ours["users"],
