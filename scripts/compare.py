@@ -393,12 +393,25 @@ def run(argv, stdin=None, cwd=None, check=True):
 
 
 # What each load stored, in a few figures every system computes the same way: a cheap check that
-# the three loads agree (ids, event names and event times), before any query runs.
-FINGERPRINT = {
-    "events": "SELECT count(*), count(user_id), count(anonymous_id), count(event), sum(ts), "
+# the three loads agree (ids, event names and event times), before any query runs. A sum of 10M
+# event times overflows 64 bits, so times are summed as whole days and milliseconds within a day.
+FINGERPRINT_SQL = {
+    "events": "SELECT count(*), count(user_id), count(anonymous_id), count(event), {days}, {ms}, "
               "count(DISTINCT event), count(DISTINCT type) FROM events",
-    "identity_links": "SELECT count(*), count(DISTINCT anonymous_id), count(DISTINCT user_id), sum(ts) FROM identity_links",
-    "users": "SELECT count(*), sum(first_seen) FROM users",
+    "identity_links": "SELECT count(*), count(DISTINCT anonymous_id), count(DISTINCT user_id), {days}, {ms} "
+                      "FROM identity_links",
+    "users": "SELECT count(*), {days_first_seen}, {ms_first_seen} FROM users",
+}
+
+
+def time_sums(column):
+    return {"days": f"sum(({column} - {column} % 86400000) / 86400000)", "ms": f"sum({column} % 86400000)"}
+
+
+FINGERPRINT = {
+    table: sql.format(**{k + suffix: v for suffix, column in (("", "ts"), ("_first_seen", "first_seen"))
+                         for k, v in time_sums(column).items()})
+    for table, sql in FINGERPRINT_SQL.items()
 }
 
 
