@@ -449,30 +449,37 @@ def measure_ours(args, work, now_ms):
     for suffix in ("", "-wal", "-shm"):  # always a fresh store
         if os.path.exists(os.path.join(ours_dir, "bench.sqlite3" + suffix)):
             os.remove(os.path.join(ours_dir, "bench.sqlite3" + suffix))
-    argv = [bench, "--stages", "ingest", "--work-dir", ours_dir, "--now", args.now, "--seed", str(args.seed)]
+    generate = None
     if args.input:
-        argv += ["--input", os.path.abspath(args.input)]
+        ndjson = os.path.abspath(args.input)
     else:
-        argv += ["--events", str(args.events), "--users", str(args.users)]
-    note("ours: " + ("ingesting " + args.input if args.input else f"generating {args.events} events and ingesting them"))
-    out, _, ingest_proc, _ = run(argv, cwd=REPO)
+        # Generated on its own, so that the ingest process's CPU seconds and memory are ingest's.
+        ndjson = os.path.join(ours_dir, "events.ndjson")
+        note(f"ours: generating {args.events} events")
+        _, _, generate, _ = run(
+            [os.path.join(args.bin_dir, "audience-sync"), "generate", "--users", str(args.users),
+             "--events", str(args.events), "--seed", str(args.seed), "--now", args.now, "-o", ndjson, "--quiet"])
+    note("ours: ingesting " + ndjson)
+    out, _, ingest_proc, _ = run(
+        [bench, "--stages", "ingest", "--work-dir", ours_dir, "--now", args.now, "--input", ndjson], cwd=REPO)
     ingest = json.loads(out)
     db = os.path.join(ours_dir, "bench.sqlite3")
-    ndjson = os.path.abspath(args.input) if args.input else os.path.join(ours_dir, "events.ndjson")
 
     note("ours: computing the five definitions (engine and in-process hand-written SQL)")
     definitions = os.path.join(REPO, "fixtures/demo/audiences")
-    out, _, compute_proc, status = run(
+    out, err, compute_proc, status = run(
         [bench, "--db", db, "--stages", "compute", "--now", args.now, "--definitions", definitions],
         cwd=REPO, check=False)
     if status != 0:
-        print("!!! audience-sync-bench compute stopped: the engine and the hand-written SQL disagree "
-              "on our store (see its standard error above)", file=sys.stderr)
+        sys.stderr.write(err[-4000:])
+        print(f"!!! audience-sync-bench compute stopped (status {status}): when the engine and the hand-written "
+              "SQL disagree on our store it says so above", file=sys.stderr)
         raise SystemExit(1)
     compute = json.loads(out)
     rows, source, members_s = ours_rows(args, db, now_ms)
     return ndjson, db, {
-        "generate_s": ingest["generate_s"],
+        "generate_s": generate["wall_s"] if generate else None,
+        "generate_process": generate,
         "ingest_s": ingest["ingest_s"],
         "ingest_events_per_s": ingest["ingest_events_per_s"],
         "ingest_summary": ingest["ingest"],
@@ -485,7 +492,6 @@ def measure_ours(args, work, now_ms):
         "compute_process": compute_proc,
         "rows_source": source,
         "members_cli_s": members_s,
-        "users": ingest["users"],
         "loaded": sqlite_fingerprint(db),
     }, rows
 
@@ -591,12 +597,12 @@ def measure_shell(args, work, ndjson, now_ms):
         else:
             match = RUN_TIME.match(line)
             if match and current:
-                runs[current].append(float(match.group(1)))
-    seconds = {}
+                runs[current].append((float(match.group(1)), float(match.group(2)) + float(match.group(3))))
+    seconds, cpu = {}, {}
     for key in KEYS:
         if len(runs.get(key, [])) != TIMED_RUNS + 1:
             raise SystemExit(f"compare.py: expected {TIMED_RUNS + 1} timings of {key} from the shell, got {runs.get(key)}")
-        seconds[key] = min(runs[key][1:])
+        seconds[key], cpu[key] = min(runs[key][1:])
     rows = {}
     for key in KEYS:
         with open(outputs[key]) as handle:
@@ -615,6 +621,7 @@ def measure_shell(args, work, ndjson, now_ms):
         "loaded": sqlite_fingerprint(db),
         "db_bytes": file_bytes(db),
         "query_s": totals(seconds),
+        "query_cpu_s": totals(cpu),
         "query_process": query_proc,
     }, rows
 
@@ -647,19 +654,26 @@ def duck_worker(argv):
         connection.close()
         result["seconds"] = round(time.perf_counter() - started, 3)
     else:
-        seconds, rows = {}, {}
+        import resource
+
+        def cpu_now():
+            usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process
+            return usage.ru_utime + usage.ru_stime
+
+        seconds, cpu, rows = {}, {}, {}
         for key in KEYS:
             sql = duck_query(key, options.now_ms)
             runs = []
             for index in range(TIMED_RUNS + 1):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), cpu_now()
                 fetched = connection.execute(sql).fetchall()
-                runs.append(time.perf_counter() - t0)
+                runs.append((time.perf_counter() - t0, cpu_now() - c0))
                 if index == 0:
                     rows[key] = {r[0]: r[1] for r in fetched} if key in VALUE_KEYS else [r[0] for r in fetched]
-            seconds[key] = min(runs[1:])
+            seconds[key], cpu[key] = min(runs[1:])
         connection.close()
         result["seconds"] = seconds
+        result["cpu_seconds"] = cpu
         with open(options.rows_out, "w") as handle:
             json.dump(rows, handle)
     print(json.dumps(result))
@@ -691,6 +705,7 @@ def measure_duckdb(args, work, ndjson, now_ms):
         "loaded": load["loaded"],
         "db_bytes": file_bytes(db) + (os.path.getsize(db + ".wal") if os.path.exists(db + ".wal") else 0),
         "query_s": totals(query["seconds"]),
+        "query_cpu_s": totals(query["cpu_seconds"]),
         "query_process": query_proc,
     }, rows
 
@@ -764,7 +779,9 @@ def ratio(a, b):
 def print_table(result):
     ours, shell, duck = result["ours"], result["sqlite3_shell"], result["duckdb"]
     events = result["events"]
-    print(f"\n{events:,} events, {ours['users']:,} users, {result['input_bytes']:,} bytes of NDJSON; "
+    generated = f"{result['users']:,} users generated, " if result["users"] else ""
+    print(f"\n{events:,} events, {generated}{result['users_stored']:,} user ids stored, "
+          f"{result['input_bytes']:,} bytes of NDJSON; "
           f"load average {result['loadavg_start']} at start, {result['loadavg_end']} at end")
     print(f"{'':34}{'audience-sync':>15}{'sqlite3 shell':>15}{'DuckDB':>15}")
     row = "{:34}{:>15}{:>15}{:>15}"
@@ -780,6 +797,8 @@ def print_table(result):
     def share(process):
         return f"{process['cpu_s'] / process['wall_s']:.2f}" if process["wall_s"] else "—"
 
+    print(row.format("  CPU seconds", ours["ingest_process"]["cpu_s"], shell["load_process"]["cpu_s"],
+                     duck["load_process"]["cpu_s"]))
     print(row.format("  CPU seconds / wall seconds", share(ours["ingest_process"]),
                      share(shell["load_process"]), share(duck["load_process"])))
     if shell.get("bulk_load"):
@@ -790,6 +809,8 @@ def print_table(result):
         print(row.format(label, s(ours["compute_s"][key]), s(shell["query_s"][key]), s(duck["query_s"][key])))
     print(row.format("  query peak RSS (MiB)", ours["compute_process"]["peak_rss_mb"],
                      shell["query_process"]["peak_rss_mb"], duck["query_process"]["peak_rss_mb"]))
+    print(row.format("  CPU seconds (best runs)", "—", s(shell["query_cpu_s"]["total"]),
+                     s(duck["query_cpu_s"]["total"])))
     print(row.format("  CPU seconds / wall seconds", share(ours["compute_process"]),
                      share(shell["query_process"]), share(duck["query_process"])))
     print(f"(audience-sync compute is the engine; the same hand-written SQL as the shell's, in process on our store: "
@@ -856,7 +877,8 @@ def main():
         load_problems = compare_loads(ours["loaded"], loads)
         result = {
             "events": args.events,
-            "users": args.users if not args.input else ours["users"],
+            "users": args.users if not args.input else None,
+            "users_stored": ours["loaded"]["users"][0],
             "seed": args.seed if not args.input else None,
             "now": args.now,
             "input": args.input,
