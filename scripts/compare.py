@@ -3,10 +3,10 @@
 
 For one input (generated with the benchmark's seed and --now, or --input FILE) it measures:
 
-- ours: `audience-sync-bench --stages ingest` (the real Ingester: validation, dedupe by
-  messageId, identity and user upserts, durable commits) into a fresh store, then
-  `audience-sync-bench --db STORE --stages compute` (the engine on the five demo definitions,
-  fastest of 3 runs after a warm-up, checked against the hand-written SQL);
+- ours: `audience-sync generate`, then `audience-sync-bench --input FILE --stages ingest` (the real
+  Ingester: validation, dedupe by messageId, identity and user upserts, durable commits) into a
+  fresh store, then `audience-sync-bench --db STORE --stages compute` (the engine on the five
+  demo definitions, fastest of 3 runs after a warm-up, checked against the hand-written SQL);
 - the sqlite3 shell: `.import` of the raw lines into a one-column table, one INSERT … SELECT
   with json_extract into our `events` columns, `identity_links` and `users` from those rows,
   our two indexes; then the hand-written SQL of each definition (Baseline.swift), fastest of 3
@@ -14,7 +14,8 @@ For one input (generated with the benchmark's seed and --now, or --input FILE) i
 - DuckDB: `read_ndjson_objects` into a table with the same columns, the same derived tables,
   then the same five queries in DuckDB SQL, fastest of 3 after a warm-up.
 
-Then it checks that the three give the same members (counts and a checksum of the sorted user
+With --rounds R the queries of the three systems run R times, interleaved, and each query keeps
+its fastest figure. Then it checks that the three give the same members (counts and a checksum of the sorted user
 ids) and, for the computed trait, the same values, prints a table, and writes
 benchmarks/comparison-<events>.json. Python 3.11 standard library plus the `duckdb` module.
 
@@ -442,7 +443,8 @@ def totals(per_key):
 
 # --- ours ---
 
-def measure_ours(args, work, now_ms):
+def load_ours(args, work):
+    """Generates (unless --input) and ingests into a fresh store; returns (ndjson, store, figures)."""
     bench = os.path.join(args.bin_dir, "audience-sync-bench")
     ours_dir = os.path.join(work, "ours")
     os.makedirs(ours_dir, exist_ok=True)
@@ -464,8 +466,22 @@ def measure_ours(args, work, now_ms):
         [bench, "--stages", "ingest", "--work-dir", ours_dir, "--now", args.now, "--input", ndjson], cwd=REPO)
     ingest = json.loads(out)
     db = os.path.join(ours_dir, "bench.sqlite3")
+    return ndjson, db, {
+        "generate_s": generate["wall_s"] if generate else None,
+        "generate_process": generate,
+        "ingest_s": ingest["ingest_s"],
+        "ingest_events_per_s": ingest["ingest_events_per_s"],
+        "ingest_summary": ingest["ingest"],
+        "ingest_process": ingest_proc,
+        "db_bytes": ingest["db_bytes"],
+        "loaded": sqlite_fingerprint(db),
+    }
 
-    note("ours: computing the five definitions (engine and in-process hand-written SQL)")
+
+def compute_ours(args, db):
+    """One round of the bench's compute stage on our store."""
+    bench = os.path.join(args.bin_dir, "audience-sync-bench")
+    note("ours: computing the five definitions (engine, then the hand-written SQL in the same process)")
     definitions = os.path.join(REPO, "fixtures/demo/audiences")
     out, err, compute_proc, status = run(
         [bench, "--db", db, "--stages", "compute", "--now", args.now, "--definitions", definitions],
@@ -476,24 +492,13 @@ def measure_ours(args, work, now_ms):
               "SQL disagree on our store it says so above", file=sys.stderr)
         raise SystemExit(1)
     compute = json.loads(out)
-    rows, source, members_s = ours_rows(args, db, now_ms)
-    return ndjson, db, {
-        "generate_s": generate["wall_s"] if generate else None,
-        "generate_process": generate,
-        "ingest_s": ingest["ingest_s"],
-        "ingest_events_per_s": ingest["ingest_events_per_s"],
-        "ingest_summary": ingest["ingest"],
-        "ingest_process": ingest_proc,
-        "db_bytes": ingest["db_bytes"],
+    return {
         "compute_s": compute["compute_s"],
         "baseline_sql_in_process_s": compute["baseline_sql_s"],
         "compute_rows": compute["compute_rows"],
         "baseline_matches": compute["baseline_matches"],
         "compute_process": compute_proc,
-        "rows_source": source,
-        "members_cli_s": members_s,
-        "loaded": sqlite_fingerprint(db),
-    }, rows
+    }
 
 
 def ours_rows(args, db, now_ms):
@@ -561,7 +566,7 @@ def shell_load(args, db, ndjson, now_ms, pragmas):
     return load_proc, {k: round(v, 3) for k, v in steps.items() if k != "done"}
 
 
-def measure_shell(args, work, ndjson, now_ms):
+def load_shell(args, work, ndjson, now_ms):
     shell_dir = os.path.join(work, "sqlite3-shell")
     os.makedirs(shell_dir, exist_ok=True)
     db = os.path.join(shell_dir, "shell.sqlite3")
@@ -575,8 +580,22 @@ def measure_shell(args, work, ndjson, now_ms):
         os.remove(bulk_db)
     note("sqlite3 shell: loading")
     load_proc, steps = shell_load(args, db, ndjson, now_ms, "ours")
+    version = subprocess.run([args.sqlite3, "--version"], capture_output=True, text=True).stdout.split()[0]
+    return db, {
+        "version": version,
+        "load_s": load_proc["wall_s"],
+        "load_steps_s": steps,
+        "load_process": load_proc,
+        "bulk_load": bulk,
+        "loaded": sqlite_fingerprint(db),
+        "db_bytes": file_bytes(db),
+    }
 
+
+def query_shell(args, db, now_ms):
+    """One round of the five queries in the shell; returns (figures, rows)."""
     note("sqlite3 shell: running the five queries (warm-up + best of 3)")
+    shell_dir = os.path.dirname(db)
     parts = [".bail on", "PRAGMA cache_size = -65536;", ".mode list", '.separator "\\t" "\\n"', ".timer on"]
     outputs = {}
     for key in KEYS:
@@ -611,19 +630,7 @@ def measure_shell(args, work, ndjson, now_ms):
             rows[key] = {uid: float(value) for uid, value in (line.split("\t") for line in lines)}
         else:
             rows[key] = lines
-    version = subprocess.run([args.sqlite3, "--version"], capture_output=True, text=True).stdout.split()[0]
-    return {
-        "version": version,
-        "load_s": load_proc["wall_s"],
-        "load_steps_s": steps,
-        "load_process": load_proc,
-        "bulk_load": bulk,
-        "loaded": sqlite_fingerprint(db),
-        "db_bytes": file_bytes(db),
-        "query_s": totals(seconds),
-        "query_cpu_s": totals(cpu),
-        "query_process": query_proc,
-    }, rows
+    return {"query_s": totals(seconds), "query_cpu_s": totals(cpu), "query_process": query_proc}, rows
 
 
 # --- DuckDB (in a child process of its own, so that its memory and CPU are its own) ---
@@ -679,24 +686,20 @@ def duck_worker(argv):
     print(json.dumps(result))
 
 
-def measure_duckdb(args, work, ndjson, now_ms):
+DUCK_WORKER = [sys.executable, os.path.abspath(__file__), "--duckdb-worker"]
+
+
+def load_duckdb(args, work, ndjson, now_ms):
     duck_dir = os.path.join(work, "duckdb")
     os.makedirs(duck_dir, exist_ok=True)
     db = os.path.join(duck_dir, "events.duckdb")
     for suffix in ("", ".wal"):
         if os.path.exists(db + suffix):
             os.remove(db + suffix)
-    me = [sys.executable, os.path.abspath(__file__), "--duckdb-worker"]
     note("DuckDB: loading")
-    out, _, load_proc, _ = run(me + ["--mode", "load", "--db", db, "--input", ndjson, "--now-ms", str(now_ms)])
+    out, _, load_proc, _ = run(DUCK_WORKER + ["--mode", "load", "--db", db, "--input", ndjson, "--now-ms", str(now_ms)])
     load = json.loads(out)
-    note("DuckDB: running the five queries (warm-up + best of 3)")
-    rows_path = os.path.join(duck_dir, "rows.json")
-    out, _, query_proc, _ = run(me + ["--mode", "query", "--db", db, "--now-ms", str(now_ms), "--rows-out", rows_path])
-    query = json.loads(out)
-    with open(rows_path) as handle:
-        rows = json.load(handle)
-    return {
+    return db, {
         "version": load["version"],
         "threads": load["threads"],
         "load_s": load["seconds"],
@@ -704,10 +707,25 @@ def measure_duckdb(args, work, ndjson, now_ms):
         "load_process": load_proc,
         "loaded": load["loaded"],
         "db_bytes": file_bytes(db) + (os.path.getsize(db + ".wal") if os.path.exists(db + ".wal") else 0),
-        "query_s": totals(query["seconds"]),
-        "query_cpu_s": totals(query["cpu_seconds"]),
-        "query_process": query_proc,
-    }, rows
+    }
+
+
+def query_duckdb(args, db, now_ms):
+    """One round of the five queries in DuckDB (a child process); returns (figures, rows)."""
+    note("DuckDB: running the five queries (warm-up + best of 3)")
+    rows_path = os.path.join(os.path.dirname(db), "rows.json")
+    out, _, query_proc, _ = run(DUCK_WORKER + ["--mode", "query", "--db", db, "--now-ms", str(now_ms), "--rows-out", rows_path])
+    query = json.loads(out)
+    with open(rows_path) as handle:
+        rows = json.load(handle)
+    return {"query_s": totals(query["seconds"]), "query_cpu_s": totals(query["cpu_seconds"]),
+            "query_process": query_proc}, rows
+
+
+def fastest(rounds, field):
+    """Per key, the fastest figure over the rounds (each already the fastest of 3 runs), and the total."""
+    best = {key: min(r[field][key] for r in rounds) for key in KEYS}
+    return totals(best)
 
 
 # --- agreement ---
@@ -804,16 +822,32 @@ def print_table(result):
     if shell.get("bulk_load"):
         print(row.format("  shell, bulk settings (s)", "", s(shell["bulk_load"]["load_s"]), ""))
     print(row.format("  database bytes", f"{ours['db_bytes']:,}", f"{shell['db_bytes']:,}", f"{duck['db_bytes']:,}"))
+    rounds = result["rounds"]
+    heading = "queries (s, fastest of 3" + (f", over {rounds} rounds)" if rounds > 1 else ")")
+    print(heading)
     for key in KEYS + ["total"]:
-        label = f"  {key}" if key != "total" else "queries total (s, best of 3)"
-        print(row.format(label, s(ours["compute_s"][key]), s(shell["query_s"][key]), s(duck["query_s"][key])))
-    print(row.format("  query peak RSS (MiB)", ours["compute_process"]["peak_rss_mb"],
-                     shell["query_process"]["peak_rss_mb"], duck["query_process"]["peak_rss_mb"]))
-    print(row.format("  CPU seconds (best runs)", "—", s(shell["query_cpu_s"]["total"]),
+        print(row.format(f"  {key}", s(ours["compute_s"][key]), s(shell["query_s"][key]), s(duck["query_s"][key])))
+    processes = {
+        "ours": [r["process"] for r in ours["compute_rounds"]],
+        "shell": [r["process"] for r in shell["query_rounds"]],
+        "duck": [r["process"] for r in duck["query_rounds"]],
+    }
+
+    def peak(name):
+        return max(p["peak_rss_mb"] for p in processes[name])
+
+    def shares(name):
+        return " ".join(share(p) for p in processes[name])
+
+    print(row.format("  peak RSS (MiB)", peak("ours"), peak("shell"), peak("duck")))
+    print(row.format("  CPU seconds (fastest runs)", "—", s(shell["query_cpu_s"]["total"]),
                      s(duck["query_cpu_s"]["total"])))
-    print(row.format("  CPU seconds / wall seconds", share(ours["compute_process"]),
-                     share(shell["query_process"]), share(duck["query_process"])))
-    print(f"(audience-sync compute is the engine; the same hand-written SQL as the shell's, in process on our store: "
+    print(row.format("  CPU seconds / wall, per round", shares("ours"), shares("shell"), shares("duck")))
+    if rounds > 1:
+        print(row.format("  total of each round", " ".join(f"{r['total']:.2f}" for r in ours["compute_rounds"]),
+                         " ".join(f"{r['total']:.2f}" for r in shell["query_rounds"]),
+                         " ".join(f"{r['total']:.2f}" for r in duck["query_rounds"])))
+    print(f"(audience-sync: the engine; the same hand-written SQL as the shell's, run by the bench on our store: "
           f"{ours['baseline_sql_in_process_s']['total']:.3f} s)")
     print("\nagreement (rows, checksum of sorted user ids):")
     for key in KEYS:
@@ -848,6 +882,8 @@ def main():
     parser.add_argument("--work-dir", help="where the NDJSON and the three databases go (kept); default a temporary folder, removed")
     parser.add_argument("--keep", action="store_true", help="keep the temporary work folder")
     parser.add_argument("--out", help="the JSON file to write (default benchmarks/comparison-<events>.json)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every system's queries this many times, interleaved; keep each query's fastest")
     parser.add_argument("--shell-bulk", action="store_true",
                         help="also time the shell's load with bulk settings (no journal, no fsync, 1 GiB cache)")
     args = parser.parse_args()
@@ -865,11 +901,45 @@ def main():
     note(f"work folder {work}")
     start_load = loadavg()
     try:
-        ndjson, _, ours, ours_rows_ = measure_ours(args, work, now_ms)
+        ndjson, ours_db, ours = load_ours(args, work)
         if args.input:
             args.events = ours["ingest_summary"]["lines"]
-        shell, shell_rows = measure_shell(args, work, ndjson, now_ms)
-        duck, duck_rows = measure_duckdb(args, work, ndjson, now_ms)
+        shell_db, shell = load_shell(args, work, ndjson, now_ms)
+        duck_db, duck = load_duckdb(args, work, ndjson, now_ms)
+
+        # The queries run in rounds, each system once per round, the order rotated from round to
+        # round, so that a busy spell of a shared machine does not land on one system only.
+        systems = {
+            "ours": lambda: (compute_ours(args, ours_db), None),
+            "sqlite3_shell": lambda: query_shell(args, shell_db, now_ms),
+            "duckdb": lambda: query_duckdb(args, duck_db, now_ms),
+        }
+        rounds = {name: [] for name in systems}
+        rows = {}
+        names = list(systems)
+        for index in range(args.rounds):
+            if args.rounds > 1:
+                note(f"queries: round {index + 1} of {args.rounds}")
+            for name in names[index % len(names):] + names[:index % len(names)]:
+                figures, result_rows = systems[name]()
+                rounds[name].append(figures)
+                rows.setdefault(name, result_rows)
+        rows["ours"], ours["rows_source"], ours["members_cli_s"] = ours_rows(args, ours_db, now_ms)
+        ours.update({
+            "compute_s": fastest(rounds["ours"], "compute_s"),
+            "baseline_sql_in_process_s": fastest(rounds["ours"], "baseline_sql_in_process_s"),
+            "compute_rows": rounds["ours"][0]["compute_rows"],
+            "baseline_matches": all(r["baseline_matches"] for r in rounds["ours"]),
+            "compute_rounds": [{"total": r["compute_s"]["total"], "baseline_total": r["baseline_sql_in_process_s"]["total"],
+                                "process": r["compute_process"]} for r in rounds["ours"]],
+        })
+        for name, figures in (("sqlite3_shell", shell), ("duckdb", duck)):
+            figures.update({
+                "query_s": fastest(rounds[name], "query_s"),
+                "query_cpu_s": fastest(rounds[name], "query_cpu_s"),
+                "query_rounds": [{"total": r["query_s"]["total"], "process": r["query_process"]} for r in rounds[name]],
+            })
+        ours_rows_, shell_rows, duck_rows = rows["ours"], rows["sqlite3_shell"], rows["duckdb"]
         agreement, disagreements = compare_rows({"ours": ours_rows_, "sqlite3_shell": shell_rows, "duckdb": duck_rows})
         loads = {"sqlite3_shell": shell["loaded"], "duckdb": duck["loaded"]}
         if shell["bulk_load"]:
@@ -887,6 +957,7 @@ def main():
             "loadavg_end": loadavg(),
             "machine": machine(),
             "python": platform.python_version(),
+            "rounds": args.rounds,
             "ours": ours,
             "sqlite3_shell": shell,
             "duckdb": duck,
