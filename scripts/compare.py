@@ -15,8 +15,8 @@ For one input (generated with the benchmark's seed and --now, or --input FILE) i
   then the same five queries in DuckDB SQL, fastest of 3 after a warm-up.
 
 With --rounds R the queries of the three systems run R times, interleaved, and each query keeps
-its fastest figure. Then it checks that the three give the same members (counts and a checksum of the sorted user
-ids) and, for the computed trait, the same values, prints a table, and writes
+its fastest figure. Then it checks that the three give the same members (counts and a checksum
+of the sorted user ids) and, for the computed trait, the same values, prints a table, and writes
 benchmarks/comparison-<events>.json. Python 3.11 standard library plus the `duckdb` module.
 
 Run from anywhere; paths default to the repository this script is in:
