@@ -57,7 +57,7 @@ def require_duckdb():
         sys.exit(
             "compare.py: the Python module 'duckdb' is missing; install it with\n"
             "    python3 -m pip install duckdb\n"
-            "and run again (the sqlite3 shell and audience-sync parts need nothing else).")
+            "and run again (it is the script's only dependency beyond the standard library).")
     return duckdb
 
 
