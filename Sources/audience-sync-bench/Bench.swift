@@ -151,6 +151,10 @@ struct Bench: AsyncParsableCommand {
                 users: userCount, events: events, seed: seed, now: end, input: input,
                 workFolder: workFolder, databasePath: databasePath)
             try run.measure(into: &report, reportIngest: requested.contains(.ingest))
+            if input != nil {
+                // An --input file's users are whoever it names, not events / 20.
+                report.users = try EventStore(path: databasePath, mode: .readOnly).userCount()
+            }
         }
 
         if requested.contains(.compute) {
