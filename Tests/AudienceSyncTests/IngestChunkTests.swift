@@ -64,4 +64,69 @@ import Testing
         #expect(try harness.scalar("SELECT ts FROM identity_links WHERE anonymous_id = 'anon-u1'") == .integer(expected))
         #expect(try harness.scalar("SELECT message_id FROM identity_links WHERE anonymous_id = 'anon-u1'") == .text("early"))
     }
+
+    /// Users and links are numbered on the parsing thread and the numbering starts over when it grows
+    /// too large: with a tiny limit (renumbering every batch) and small transactions, the stored users
+    /// and links are those of the default run, across files, duplicates and times that go back.
+    @Test func renumberingIdentitiesStoresTheSameUsersAndLinks() throws {
+        var first: [String] = []
+        var second: [String] = []
+        for index in 0..<3000 {
+            // Times go back every 500 lines, so later transactions lower stored times.
+            let minute = (index % 500) * 3 + (index / 500)
+            first.append(line("a\(index)", user: "u\(index % 37)", minute: 2000 - minute))
+        }
+        for index in 0..<2500 {
+            let user = "u\(index % 53)"
+            let time = Timestamp.format(ingestNow - 86_400_000 + Int64(index % 700) * 60_000)
+            switch index % 5 {
+            case 0:
+                // An alias links previousId (and the anonymous id, when it differs) to the user.
+                second.append(
+                    #"{"type":"alias","userId":"\#(user)","previousId":"prev-\#(index % 11)","anonymousId":"anon-\#(user)","messageId":"b\#(index)","timestamp":"\#(time)"}"#
+                )
+            case 1:
+                // A duplicate of the first file with another user: links nothing.
+                second.append(
+                    #"{"type":"identify","userId":"\#(user)","anonymousId":"anon-x\#(index % 7)","messageId":"a\#(index)","timestamp":"\#(time)"}"#
+                )
+            default:
+                second.append(line("b\(index)", user: user, minute: index % 700))
+            }
+        }
+        func run(limit: Int?, transactionSize: Int?) throws -> (IngestSummary, [[SQLiteValue]], [[SQLiteValue]]) {
+            let harness = try IngestHarness()
+            var options = IngestOptions(now: ingestNow)
+            if let limit { options.identityNumberLimit = limit }
+            if let transactionSize { options.transactionSize = transactionSize }
+            let paths = [
+                try harness.input(Array((first.joined(separator: "\n") + "\n").utf8)),
+                try harness.input(Array((second.joined(separator: "\n") + "\n").utf8)),
+            ]
+            let summary = try harness.ingest(paths: paths, options: options)
+            return (
+                summary, try harness.rows("SELECT * FROM users ORDER BY user_id"),
+                try harness.rows("SELECT * FROM identity_links ORDER BY anonymous_id, user_id")
+            )
+        }
+        let (expectedSummary, expectedUsers, expectedLinks) = try run(limit: nil, transactionSize: nil)
+        let (summary, users, links) = try run(limit: 3, transactionSize: 700)
+        #expect(expectedSummary.accepted == 5000)
+        #expect(expectedSummary.duplicates == 500)
+        #expect(summary.accepted == expectedSummary.accepted)
+        #expect(summary.duplicates == expectedSummary.duplicates)
+        #expect(summary.anonymous == expectedSummary.anonymous)
+        #expect(expectedUsers.count == 53)
+        #expect(expectedLinks.count == 53 + 500)
+        #expect(firstDifference(users, expectedUsers) == nil)
+        #expect(firstDifference(links, expectedLinks) == nil)
+    }
+
+    /// The first row that differs (`nil` when the rows are the same), so that a failure shows one row, not thousands.
+    private func firstDifference(_ rows: [[SQLiteValue]], _ expected: [[SQLiteValue]]) -> String? {
+        for (index, (row, expectedRow)) in zip(rows, expected).enumerated() where row != expectedRow {
+            return "row \(index): \(row) instead of \(expectedRow)"
+        }
+        return rows.count == expected.count ? nil : "\(rows.count) rows instead of \(expected.count)"
+    }
 }

@@ -82,6 +82,45 @@ import Testing
         }
     }
 
+    /// Strings are scanned eight bytes at a time until a byte needs attention: put each kind of such
+    /// byte at every position of the first words, and check where the string ends and whether it is valid.
+    @Test func stringScanFindsSpecialBytesAtEveryOffset() throws {
+        func scan(_ bytes: [UInt8]) throws -> (end: Int, escaped: Bool) {
+            try bytes.withUnsafeBufferPointer { buffer in
+                var scanner = JSONScanner(buffer)
+                var members: [JSONMember] = []
+                try scanner.scanObjectDocument(into: &members)
+                return (members[0].value.upperBound, members[0].valueIsEscaped)
+            }
+        }
+        let prefix = Array("{\"k\":\"".utf8)
+        // More text after the string, so that the eight-byte words reach past its closing quote.
+        let suffix = Array(",\"z\":\"0123456789abcdef\"}".utf8)
+        for offset in 0..<20 {
+            let before = [UInt8](repeating: UInt8(ascii: "a"), count: offset)
+            let after = [UInt8](repeating: UInt8(ascii: "b"), count: 11)
+            // The closing quote.
+            var bytes = prefix + before + [0x22] + suffix
+            #expect(try scan(bytes) == (prefix.count + offset + 1, false))
+            // Escapes, a 2- and a 4-byte UTF-8 sequence, and bytes next to the special ones (0x1F/0x20, 0x7F).
+            for special in [
+                Array("\\\"".utf8), Array("\\n".utf8), Array("\\u00e9".utf8), [0xC3, 0xA9], [0xF0, 0x9F, 0x98, 0x80],
+                [0x20, 0x7F, 0x21, 0x23, 0x5B, 0x5D],
+            ] {
+                bytes = prefix + before + special + after + [0x22] + suffix
+                let escaped = special.first == UInt8(ascii: "\\")
+                #expect(try scan(bytes) == (prefix.count + offset + special.count + after.count + 1, escaped))
+            }
+            // Refused: a control character, invalid UTF-8, an unterminated string.
+            for bad in [[0x1F], [0x0A], [0x00], [0xC3, 0x28], [0xFF], [0x80]] as [[UInt8]] {
+                bytes = prefix + before + bad + after + [0x22] + suffix
+                #expect(throws: JSONSyntaxError.self) { try scan(bytes) }
+            }
+            bytes = prefix + before + after
+            #expect(throws: JSONSyntaxError.self) { try scan(bytes) }
+        }
+    }
+
     @Test func decodesEscapes() throws {
         let value = try JSONValue.parse("\"a\\\"b\\\\c\\/d\\n\\u00e9\\ud83d\\ude00\"")
         #expect(value == .string("a\"b\\c/d\né😀"))
@@ -94,6 +133,19 @@ import Testing
         #expect(String(decoding: a.canonicalBytes, as: UTF8.self) == "{\"a\":{\"x\":\"s\",\"y\":[true,null]},\"b\":1}")
         let c = try JSONValue.parse("{\"b\": 2, \"a\": {\"y\": [true, null], \"x\": \"s\"}}")
         #expect(a.canonicalBytes != c.canonicalBytes)
+    }
+
+    /// Derived message ids hash the canonical form, so it must never change: repeated keys (the last
+    /// wins), keys in code-point order (not by their UTF-16 or locale order), escapes as written.
+    @Test func canonicalFormIsPinned() throws {
+        let value = try JSONValue.parse(
+            #"{"é":1,"z":{"b":2,"a":[{"y":null,"x":"q\"\n\u0001"}],"b":3},"Z":true,"😀":"s","\uff61":0,"a":-1.50e3,"z2":"\u00e9"}"#)
+        #expect(
+            String(decoding: value.canonicalBytes, as: UTF8.self)
+                == #"{"Z":true,"a":-1.50e3,"z":{"a":[{"x":"q\"\n\u0001","y":null}],"b":3},"z2":"é","é":1,"｡":0,"😀":"s"}"#)
+        #expect(
+            MessageValidator.derivedMessageId(body: .rebuilt(value.canonicalBytes), in: UnsafeBufferPointer(start: nil, count: 0))
+                == "derived-" + String(SHA256.hex(value.canonicalBytes).prefix(32)))
     }
 
     @Test func writesStringsThatParseBack() throws {
@@ -111,6 +163,34 @@ import Testing
     ])
     func sha256Vectors(input: String, digest: String) {
         #expect(SHA256.hex(Array(input.utf8)) == digest)
+    }
+
+    /// Inputs around the 64-byte block and 56-byte padding boundaries, hashed whole and fed in pieces
+    /// (digests from another SHA-256 implementation).
+    @Test(arguments: [
+        (0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+        (1, "ca358758f6d27e6cf45272937977a748fd88391db679ceda7dc7bf1f005ee879"),
+        (55, "8aa994584139d128848eeebc4e815639ba5ab6e6e39574195a63ac4f14f7c43b"),
+        (56, "ad574708f75c044c9b85de64cb568ee7711ff4f36448c6242f053ba8f6cc2b63"),
+        (57, "5b46e502092be01b1100193e089fdda95638c12e19a1d24f308eb2c3d3ae849d"),
+        (63, "280ed3e8ff1df845b2e7dfe6ac6cee817bef20e783cc65abc41b818b4d2fe076"),
+        (64, "c6ab9724ade5b6a7a1edfffb12f3aa9181351355af8fd08c919952ad211339dd"),
+        (65, "788367c73c7ddf4c53f65e68cc0d943e6227ab55b0e78ba63ace822b1c6301c0"),
+        (119, "3d610547d68216dedf7435a4fb6260353911f6b3fd3f18805ddb8be285d726fe"),
+        (120, "1f80156a804cb7862ad113e8200e9d74499723e7c7854d5f48776d3148e09656"),
+        (127, "192409cd280e14b743642ad1343fbd3e82d9305de72c078117745a679210cc3d"),
+        (128, "cc548ca2dec1f6fe4f58b2e27aa9c7521607df1130d140b55a4dad0665302356"),
+        (1000, "5097e7d587352f5097062ae679f37bda5802d9f875aba14c8cb4d1a188ada179"),
+    ])
+    func sha256AtBlockBoundaries(length: Int, digest: String) {
+        let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        #expect(SHA256.hex(bytes) == digest)
+        for piece in [1, 7, 63, 64, 65] {
+            var hasher = SHA256()
+            for start in stride(from: 0, to: length, by: piece) { hasher.update(bytes[start..<min(start + piece, length)]) }
+            let hex = hasher.finalize().map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
+            #expect(hex.joined() == digest, "in pieces of \(piece)")
+        }
     }
 
     @Test func sha256OfAMillionAs() {

@@ -2,7 +2,10 @@ import Foundation
 
 /// Validated messages of a run of input lines, copied out of the reader's buffer so that one
 /// thread can parse the next lines while another stores these.
-final class StagedBatch: @unchecked Sendable {
+///
+/// A struct, not a class: it is filled by one thread and then handed over whole, and a class's
+/// properties would be checked for exclusive access on every append.
+struct StagedBatch: @unchecked Sendable {
     /// A message whose texts are byte ranges of `arena`, so that they can be bound without copies.
     struct Message {
         var type: MessageType
@@ -15,6 +18,16 @@ final class StagedBatch: @unchecked Sendable {
         var previousId: Range<Int>?
         /// The message JSON.
         var body: Range<Int>
+        /// Numbers (`IdentityNumbers`) of the user, of the link of the anonymous id to the user, and
+        /// of an alias' link of its previousId to the user; -1 for none.
+        var user: Int32 = -1
+        var link: Int32 = -1
+        var previousLink: Int32 = -1
+    }
+
+    struct NewLink {
+        var anonymousId: String
+        var user: Int32
     }
 
     struct Rejected {
@@ -31,6 +44,11 @@ final class StagedBatch: @unchecked Sendable {
     var bytes = 0
     /// Set on the last batch of an input when reading failed.
     var failure: (any Error)?
+    /// The user ids and links first numbered in this batch, in number order.
+    var newUsers: [String] = []
+    var newLinks: [NewLink] = []
+    /// The identity numbering started over before this batch: earlier numbers are void.
+    var renumbered = false
 
     init() {
         arena.reserveCapacity(StagedBatch.capacity * 768)
@@ -42,27 +60,37 @@ final class StagedBatch: @unchecked Sendable {
 
     var isFull: Bool { messages.count + rejected.count >= StagedBatch.capacity }
 
-    func append(_ message: ValidMessage, from bytes: UnsafeBufferPointer<UInt8>) {
-        func store(_ text: String?) -> Range<Int>? {
+    mutating func append(_ message: ValidMessage, from bytes: UnsafeBufferPointer<UInt8>, identities: inout IdentityNumbers) {
+        func store(_ text: String?, in arena: inout [UInt8]) -> Range<Int>? {
             guard let text else { return nil }
             let start = arena.count
             arena.append(contentsOf: text.utf8)
             return start..<arena.count
         }
-        let messageId = store(message.messageId)!
-        let userId = store(message.userId)
-        let anonymousId = store(message.anonymousId)
-        let eventName = store(message.eventName)
-        let previousId = store(message.previousId)
+        let messageId = store(message.messageId, in: &arena)!
+        let userId = store(message.userId, in: &arena)
+        let anonymousId = store(message.anonymousId, in: &arena)
+        let eventName = store(message.eventName, in: &arena)
+        let previousId = store(message.previousId, in: &arena)
         let start = arena.count
         switch message.body {
         case .line(let range): arena.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[range]))
         case .rebuilt(let rebuilt): arena.append(contentsOf: rebuilt)
         }
-        messages.append(
-            Message(
-                type: message.type, time: message.time, messageId: messageId, userId: userId,
-                anonymousId: anonymousId, eventName: eventName, previousId: previousId, body: start..<arena.count))
+        var staged = Message(
+            type: message.type, time: message.time, messageId: messageId, userId: userId,
+            anonymousId: anonymousId, eventName: eventName, previousId: previousId, body: start..<arena.count)
+        // Both ids on one message link them; an alias links its previousId too.
+        if let user = message.userId {
+            staged.user = identities.user(user, in: &self)
+            if let anonymousId = message.anonymousId, anonymousId != user {
+                staged.link = identities.link(anonymousId, user: staged.user, in: &self)
+            }
+            if let previousId = message.previousId, previousId != user {
+                staged.previousLink = identities.link(previousId, user: staged.user, in: &self)
+            }
+        }
+        messages.append(staged)
     }
 }
 
@@ -111,21 +139,40 @@ final class BoundedQueue<Element>: @unchecked Sendable {
 /// the rejections in batches, in input order.
 struct LineStager {
     var validator: MessageValidator
+    var identities: IdentityNumbers
     /// Under `--strict`, once a line is rejected nothing will be stored: stop copying messages.
     var strict: Bool
     var sawRejection = false
     private var members: [JSONMember] = []
 
-    init(validator: MessageValidator, strict: Bool) {
+    init(validator: MessageValidator, strict: Bool, identities: IdentityNumbers) {
         self.validator = validator
         self.strict = strict
+        self.identities = identities
+    }
+
+    /// Moves the numbering out (to keep it for the next input).
+    mutating func takeIdentities() -> IdentityNumbers {
+        let taken = identities
+        identities = IdentityNumbers(limit: taken.limit)
+        return taken
+    }
+
+    /// A new batch; the identity numbering starts over first when it has grown too large.
+    private mutating func makeBatch() -> StagedBatch {
+        var batch = StagedBatch()
+        if identities.isFull {
+            identities.removeAll()
+            batch.renumbered = true
+        }
+        return batch
     }
 
     /// Reads `descriptor` to the end, handing each full batch to `emit`.
     mutating func stage(descriptor: Int32, file: String, emit: (StagedBatch) -> Bool) {
         var reader = LineReader(descriptor: descriptor)
         defer { reader.deallocate() }
-        var batch = StagedBatch()
+        var batch = makeBatch()
         do {
             while let line = try reader.next() {
                 switch line {
@@ -134,16 +181,16 @@ struct LineStager {
                     reject(
                         IngestError(
                             file: file, line: reader.lineNumber,
-                            reason: "line longer than \(LineReader.maximumLineLength >> 20) MiB"), input: nil, into: batch)
+                            reason: "line longer than \(LineReader.maximumLineLength >> 20) MiB"), input: nil, into: &batch)
                 case .text(let bytes):
                     if LineStager.isBlank(bytes) { continue }
                     batch.lines += 1
-                    stageLine(bytes, file: file, line: reader.lineNumber, into: batch)
+                    stageLine(bytes, file: file, line: reader.lineNumber, into: &batch)
                 }
                 if batch.isFull {
                     batch.bytes = reader.bytesRead
                     guard emit(batch) else { return }
-                    batch = StagedBatch()
+                    batch = makeBatch()
                 }
             }
         } catch {
@@ -157,17 +204,21 @@ struct LineStager {
         bytes.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
     }
 
-    private mutating func reject(_ error: IngestError, input: UnsafeBufferPointer<UInt8>?, into batch: StagedBatch) {
+    private mutating func reject(_ error: IngestError, input: UnsafeBufferPointer<UInt8>?, into batch: inout StagedBatch) {
         sawRejection = true
         batch.rejected.append(StagedBatch.Rejected(error: error, input: Ingester.rejectedInput(input)))
     }
 
-    private mutating func accept(_ message: ValidMessage, from bytes: UnsafeBufferPointer<UInt8>, into batch: StagedBatch) {
+    private mutating func accept(
+        _ message: ValidMessage, from bytes: UnsafeBufferPointer<UInt8>, into batch: inout StagedBatch
+    ) {
         if strict && sawRejection { return }
-        batch.append(message, from: bytes)
+        batch.append(message, from: bytes, identities: &identities)
     }
 
-    private mutating func stageLine(_ bytes: UnsafeBufferPointer<UInt8>, file: String, line: Int, into batch: StagedBatch) {
+    private mutating func stageLine(
+        _ bytes: UnsafeBufferPointer<UInt8>, file: String, line: Int, into batch: inout StagedBatch
+    ) {
         members.removeAll(keepingCapacity: true)
         var scanner = JSONScanner(bytes)
         do {
@@ -175,16 +226,16 @@ struct LineStager {
         } catch let error as JSONScanner.NotAnObject {
             return reject(
                 IngestError(file: file, line: line, reason: "not a JSON object (got \(error.kind))"), input: bytes,
-                into: batch)
+                into: &batch)
         } catch {
-            return reject(IngestError(file: file, line: line, reason: "not valid JSON: \(error)"), input: bytes, into: batch)
+            return reject(IngestError(file: file, line: line, reason: "not valid JSON: \(error)"), input: bytes, into: &batch)
         }
 
         guard let batchMember = members.first(where: { JSONScanner.key($0, in: bytes, equals: "batch") }) else {
             switch validator.validate(members: members, range: 0..<bytes.count, in: bytes) {
-            case .success(let message): accept(message, from: bytes, into: batch)
+            case .success(let message): accept(message, from: bytes, into: &batch)
             case .failure(let rejection):
-                reject(IngestError(file: file, line: line, reason: rejection.reason), input: bytes, into: batch)
+                reject(IngestError(file: file, line: line, reason: rejection.reason), input: bytes, into: &batch)
             }
             return
         }
@@ -194,7 +245,7 @@ struct LineStager {
             return reject(
                 IngestError(
                     file: file, line: line, reason: "'batch' must be an array of messages (got \(batchMember.kind))"),
-                input: bytes, into: batch)
+                input: bytes, into: &batch)
         }
         var defaults = EnvelopeDefaults()
         for member in members {
@@ -207,7 +258,7 @@ struct LineStager {
                     return reject(
                         IngestError(
                             file: file, line: line, reason: "the envelope's 'sentAt' is not an ISO-8601 time with a zone"),
-                        input: bytes, into: batch)
+                        input: bytes, into: &batch)
                 }
                 defaults.sentAt = member
                 defaults.sentAtTime = time
@@ -221,15 +272,15 @@ struct LineStager {
             else {
                 reject(
                     IngestError(file: file, line: line, index: index, reason: "not a JSON object (got \(element.kind))"),
-                    input: elementBytes, into: batch)
+                    input: elementBytes, into: &batch)
                 continue
             }
             switch validator.validate(members: elementMembers, range: element.range, in: bytes, envelope: defaults) {
-            case .success(let message): accept(message, from: bytes, into: batch)
+            case .success(let message): accept(message, from: bytes, into: &batch)
             case .failure(let rejection):
                 reject(
                     IngestError(file: file, line: line, index: index, reason: rejection.reason), input: elementBytes,
-                    into: batch)
+                    into: &batch)
             }
         }
     }

@@ -74,6 +74,8 @@ public struct IngestOptions: Sendable {
     public var now: Int64
     /// Messages per transaction (outside `strict`, where there is one transaction).
     public var transactionSize = 100_000
+    /// Distinct user ids (or links) numbered before the numbering starts over (`IdentityNumbers`).
+    var identityNumberLimit = 1 << 20
     public static let maximumErrorsKept = 1000
 
     public init(strict: Bool = false, rejectsPath: String? = nil, now: Int64) {
@@ -112,22 +114,10 @@ public final class Ingester {
     private let upsertLink: Statement
     private var inTransaction = false
     private var pendingInTransaction = 0
-    /// Earliest event time of each user stored in the open transaction (merged at commit).
-    private var usersSeen: [String: Int64] = [:]
-    /// Earliest linking message of each (anonymous id, user id) pair stored in the open transaction.
-    private var linksSeen: [LinkKey: (time: Int64, messageId: String)] = [:]
-
-    /// Across transactions of this run: for each user (link) written, a time (link) the store's
-    /// value is known to be at or before. An upsert that could not lower it is skipped — event
-    /// times mostly increase, so most are. Bounded: cleared when it grows past `knownLimit`.
-    private var knownUsers: [String: Int64] = [:]
-    private var knownLinks: [LinkKey: (time: Int64, messageId: String)] = [:]
-    private static let knownLimit = 1_000_000
-
-    private struct LinkKey: Hashable {
-        var anonymousId: String
-        var userId: String
-    }
+    /// Numbers users and links on the parsing thread, which takes them while it reads an input.
+    private let identityNumbers: IdentityNumbers.Box
+    /// The earliest time of each numbered user and link: known to be stored, or to write at commit.
+    private var identities = EarliestIdentities()
     private var rejects: FileHandle?
     private var lastProgressLines = 0
 
@@ -138,18 +128,23 @@ public final class Ingester {
         self.options = options
         self.logger = logger
         self.progress = progress
+        identityNumbers = IdentityNumbers.Box(IdentityNumbers(limit: options.identityNumberLimit))
         let database = store.database
+        // `OR IGNORE`, not `ON CONFLICT (message_id) DO NOTHING`: the only constraint a bound row can
+        // break is the message id's uniqueness, where both skip the row. But with an upsert clause the
+        // NOT NULL checks keep their default ABORT, so SQLite must be able to undo a half-done
+        // multi-row statement and copies every page the statement first touches into a statement
+        // journal (a temporary file): 2.2 GB written for 200,000 events. `OR IGNORE` cannot abort.
         insertEvent = try database.prepare(
             """
-            INSERT INTO events (message_id, type, user_id, anonymous_id, event, ts, received_at, message)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING
+            INSERT OR IGNORE INTO events (message_id, type, user_id, anonymous_id, event, ts, received_at, message)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             """, persistent: true)
         let row = "(?, ?, ?, ?, ?, ?, ?, ?)"
         insertChunk = try database.prepare(
             """
-            INSERT INTO events (message_id, type, user_id, anonymous_id, event, ts, received_at, message)
+            INSERT OR IGNORE INTO events (message_id, type, user_id, anonymous_id, event, ts, received_at, message)
             VALUES \(Array(repeating: row, count: Ingester.rowsPerInsert).joined(separator: ", "))
-            ON CONFLICT (message_id) DO NOTHING
             """, persistent: true)
         readInsertedIds = try database.prepare("SELECT message_id FROM events WHERE seq > ?", persistent: true)
         upsertUser = try database.prepare(
@@ -189,11 +184,14 @@ public final class Ingester {
 
         let queue = BoundedQueue<StagedBatch>(capacity: 4)
         let finished = DispatchSemaphore(value: 0)
-        var stager = LineStager(validator: MessageValidator(ingestTime: options.now), strict: options.strict)
-        stager.sawRejection = !summary.stored
-        let parser = Thread { [stager] in
-            var stager = stager
+        let (validator, strict, sawRejection) = (MessageValidator(ingestTime: options.now), options.strict, !summary.stored)
+        let numbers = identityNumbers
+        let parser = Thread {
+            // The numbering is moved in and out, never copied: a copy would be duplicated on its first change.
+            var stager = LineStager(validator: validator, strict: strict, identities: numbers.take())
+            stager.sawRejection = sawRejection
             stager.stage(descriptor: descriptor, file: name) { queue.put($0) }
+            numbers.numbers = stager.takeIdentities()
             queue.close()
             finished.signal()
         }
@@ -249,14 +247,18 @@ public final class Ingester {
     public func abandon() {
         store.database.rollbackQuietly()
         inTransaction = false
-        usersSeen.removeAll()
-        linksSeen.removeAll()
+        identities.forgetTimes()
     }
 
     // MARK: Storing
 
     private func store(_ batch: StagedBatch) throws {
         summary.lines += batch.lines
+        if batch.renumbered {
+            try writePendingIdentities()
+            identities.removeAll()
+        }
+        identities.add(batch)
         for rejected in batch.rejected { try reject(rejected) }
         guard summary.stored else { return }
         let messages = batch.messages
@@ -362,59 +364,51 @@ public final class Ingester {
     /// Counts a newly stored message and notes its user and identity links for the commit.
     private func record(_ message: StagedBatch.Message, arena: UnsafeRawBufferPointer) {
         summary.accepted += 1
-        guard let userRange = message.userId else {
+        guard message.user >= 0 else {
             summary.anonymous += 1
             return
         }
-        func text(_ range: Range<Int>) -> String {
-            String(decoding: UnsafeRawBufferPointer(rebasing: arena[range]), as: UTF8.self)
+        identities.noteUser(message.user, time: message.time)
+        let messageId = { String(decoding: UnsafeRawBufferPointer(rebasing: arena[message.messageId]), as: UTF8.self) }
+        if message.link >= 0 { identities.noteLink(message.link, time: message.time, messageId: messageId) }
+        if message.previousLink >= 0 { identities.noteLink(message.previousLink, time: message.time, messageId: messageId) }
+    }
+
+    /// Writes the users and links whose earliest time the open transaction lowered (no commit).
+    private func writePendingIdentities() throws {
+        do {
+            for user in identities.pendingUsers {
+                try upsertUser.execute([.text(identities.userIds[Int(user)]), .integer(identities.userTime(user))])
+            }
+            for number in identities.pendingLinks {
+                let link = identities.link(number)
+                try upsertLink.execute([
+                    .text(link.anonymousId), .text(link.userId), .integer(link.time), .text(link.messageId),
+                ])
+            }
+        } catch {
+            store.database.rollbackQuietly()
+            inTransaction = false
+            identities.forgetTimes()
+            throw error
         }
-        let userId = text(userRange)
-        if let seen = usersSeen[userId] {
-            if message.time < seen { usersSeen[userId] = message.time }
-        } else {
-            usersSeen[userId] = message.time
-        }
-        // Both ids on one message link them; an alias links its previousId too.
-        for linkedRange in [message.anonymousId, message.previousId] {
-            guard let linkedRange else { continue }
-            let linked = text(linkedRange)
-            guard linked != userId else { continue }
-            let key = LinkKey(anonymousId: linked, userId: userId)
-            let messageId = text(message.messageId)
-            if let seen = linksSeen[key], (seen.time, seen.messageId) <= (message.time, messageId) { continue }
-            linksSeen[key] = (message.time, messageId)
-        }
+        identities.clearPending()
     }
 
     /// Writes the users and links gathered in the open transaction, then commits it.
     private func commit() throws {
         guard inTransaction else { return }
+        try writePendingIdentities()
         do {
-            if knownUsers.count > Ingester.knownLimit { knownUsers.removeAll() }
-            if knownLinks.count > Ingester.knownLimit { knownLinks.removeAll() }
-            for (userId, time) in usersSeen {
-                if let known = knownUsers[userId], known <= time { continue }
-                try upsertUser.execute([.text(userId), .integer(time)])
-                knownUsers[userId] = time
-            }
-            for (key, link) in linksSeen {
-                if let known = knownLinks[key], (known.time, known.messageId) <= (link.time, link.messageId) { continue }
-                try upsertLink.execute([.text(key.anonymousId), .text(key.userId), .integer(link.time), .text(link.messageId)])
-                knownLinks[key] = link
-            }
             try store.database.execute("COMMIT TRANSACTION")
         } catch {
             store.database.rollbackQuietly()
             inTransaction = false
-            knownUsers.removeAll()
-            knownLinks.removeAll()
+            identities.forgetTimes()
             throw error
         }
         inTransaction = false
         pendingInTransaction = 0
-        usersSeen.removeAll(keepingCapacity: true)
-        linksSeen.removeAll(keepingCapacity: true)
     }
 
     // MARK: Rejections
@@ -432,8 +426,7 @@ public final class Ingester {
             summary.accepted = 0
             summary.duplicates = 0
             summary.anonymous = 0
-            usersSeen.removeAll()
-            linksSeen.removeAll()
+            identities.forgetTimes()
         }
         if let rejects {
             var record = error.json

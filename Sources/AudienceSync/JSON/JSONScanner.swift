@@ -239,6 +239,8 @@ public struct JSONScanner {
         index += 1
         var escaped = false
         while index < bytes.count {
+            skipPlainASCII()
+            guard index < bytes.count else { break }
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 index += 1
@@ -270,6 +272,31 @@ public struct JSONScanner {
             }
         }
         throw fail("unterminated string")
+    }
+
+    /// Advances over string bytes that need no attention — ASCII from 0x20 up, except `"` and `\\` —
+    /// eight at a time, stopping at the first byte that does (or where fewer than eight are left).
+    @inline(__always)
+    private mutating func skipPlainASCII() {
+        guard let base = bytes.baseAddress else { return }
+        let raw = UnsafeRawPointer(base)
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        while index + 8 <= bytes.count {
+            let word = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+            // The high bit of a byte's lane is set for a byte < 0x20, a quote, a backslash, or a
+            // byte ≥ 0x80 (the usual "has a zero byte" test on word, word ^ quotes, word ^ backslashes).
+            // Lanes above the first flagged one may be flagged wrongly; the first one is exact.
+            let control = (word &- ones &* 0x20) & ~word
+            let quote = ((word ^ (ones &* 0x22)) &- ones) & ~(word ^ (ones &* 0x22))
+            let backslash = ((word ^ (ones &* 0x5C)) &- ones) & ~(word ^ (ones &* 0x5C))
+            let flagged = (control | quote | backslash | word) & highs
+            if flagged != 0 {
+                index += flagged.trailingZeroBitCount >> 3
+                return
+            }
+            index += 8
+        }
     }
 
     /// Checks one multi-byte UTF-8 sequence (no overlongs, no surrogates, at most U+10FFFF).

@@ -192,10 +192,18 @@ public indirect enum JSONValue: Equatable, Sendable {
             bytes.append(UInt8(ascii: "{"))
             var ordered = members
             if sortedKeys {
-                // Later duplicates win, as in JavaScript; then keys in code-point order.
-                var seen = Set<String>()
-                ordered = members.reversed().filter { seen.insert($0.key).inserted }
-                ordered.sort { $0.key.unicodeScalars.lexicographicallyPrecedes($1.key.unicodeScalars) }
+                // Later duplicates win, as in JavaScript; then keys in code-point order, which is the
+                // order of their UTF-8 bytes. Sorted by (key, position), the last of equal keys wins.
+                let positions = members.indices.sorted { first, second in
+                    let (a, b) = (members[first].key.utf8, members[second].key.utf8)
+                    return a.elementsEqual(b) ? first < second : a.lexicographicallyPrecedes(b)
+                }
+                ordered = []
+                ordered.reserveCapacity(members.count)
+                for (rank, position) in positions.enumerated()
+                where rank + 1 == positions.count || members[positions[rank + 1]].key != members[position].key {
+                    ordered.append(members[position])
+                }
             }
             for (offset, member) in ordered.enumerated() {
                 if offset > 0 { bytes.append(UInt8(ascii: ",")) }
@@ -210,6 +218,11 @@ public indirect enum JSONValue: Equatable, Sendable {
     /// Appends `value` as a JSON string literal (quotes, `\"`, `\\`, and `\uXXXX` for controls).
     public static func writeString(_ value: String, into bytes: inout [UInt8]) {
         bytes.append(UInt8(ascii: "\""))
+        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            bytes.append(contentsOf: value.utf8)
+            bytes.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in value.utf8 {
             switch byte {
             case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
