@@ -50,8 +50,17 @@ let package = Package(
             name: "audience-sync-bench",
             dependencies: [
                 "AudienceSync",
+                "LoopbackReceiver",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        /// A Segment-compatible collector on loopback with scripted faults, for the tests and the
+        /// benchmark (not a product).
+        .target(
+            name: "LoopbackReceiver",
+            dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -62,16 +71,14 @@ let package = Package(
             name: "AudienceSyncTests",
             dependencies: [
                 "AudienceSync",
+                "LoopbackReceiver",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["AudienceSync", "audience-sync", "audience-sync-bench"],
+            dependencies: ["AudienceSync", "LoopbackReceiver", "audience-sync", "audience-sync-bench"],
             swiftSettings: strict
         ),
     ]

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AudienceSync
 import Foundation
+import LoopbackReceiver
 
 /// The benchmark entry point: `swift run -c release audience-sync-bench`.
 ///
@@ -150,6 +151,10 @@ struct Bench: AsyncParsableCommand {
                 users: userCount, events: events, seed: seed, now: end, input: input,
                 workFolder: workFolder, databasePath: databasePath)
             try run.measure(into: &report, reportIngest: requested.contains(.ingest))
+            if input != nil {
+                // An --input file's users are whoever it names, not events / 20.
+                report.users = try EventStore(path: databasePath, mode: .readOnly).userCount()
+            }
         }
 
         if requested.contains(.compute) {
@@ -163,7 +168,13 @@ struct Bench: AsyncParsableCommand {
             let run = SyncRun(
                 workFolder: workFolder, now: end, diffMembers: diffMembers, deliverMessages: deliverMessages,
                 httpConcurrency: httpConcurrency)
-            let receiver = BenchReceiver()
+            // A collector that answers 200 to `POST /v1/batch` (404 to anything else) and counts.
+            let receiver = LoopbackReceiver(
+                plan: LoopbackReceiver.Plan { request in
+                    request.method == "POST" && request.uri == "/v1/batch"
+                        ? .ok : .status(404, body: #"{"error":"not found"}"#)
+                },
+                recording: .countsOnly)
             try await receiver.start()
             do {
                 let configurationPath = try run.prepare(

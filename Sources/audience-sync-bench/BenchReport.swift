@@ -25,6 +25,9 @@ struct BenchReport {
     var deliverHTTPMessagesPerSecond: Double?
     /// The diff stage's counts (members, synced, entered, exited).
     var diffCounts: PairCounts?
+    /// Of `diffSeconds`, the membership computation alone: the audience's statement stepped to
+    /// the end (best of three); the rest is the diff itself and building its messages.
+    var diffComputeSeconds: Double?
     /// Messages the deliver stage sent to each destination.
     var deliverMessages: Int?
     /// The whole first sync (diff, outbox, delivery) to each destination, in seconds.
@@ -83,8 +86,32 @@ struct BenchReport {
             } ?? .null,
             "baseline_matches": baselineMatches.map(JSONValue.bool) ?? .null,
             "peak_rss_before_compute_mb": rounded(peakResidentBeforeComputeMebibytes, places: 1),
+            "diff": diffDetail,
+            "deliver": deliverDetail,
             "build": .string(Self.build),
             "machine": ProcessFigures.machine,
+        ])
+    }
+
+    /// The diff stage's counts and how much of its time computing the members took.
+    var diffDetail: JSONValue {
+        guard let counts = diffCounts else { return .null }
+        return .object([
+            "members": .int(counts.members), "synced": .int(counts.synced), "entered": .int(counts.entered),
+            "exited": .int(counts.exited), "unchanged": .int(counts.unchanged),
+            "compute_s": rounded(diffComputeSeconds, places: 3),
+        ])
+    }
+
+    /// The deliver stage's message count, whole-sync times and HTTP request count.
+    var deliverDetail: JSONValue {
+        guard let deliverMessages else { return .null }
+        let requests: JSONValue = deliverHTTPRequests.map { .int($0) } ?? .null
+        return .object([
+            "messages": .int(deliverMessages),
+            "file_sync_s": rounded(deliverFileSyncSeconds, places: 3),
+            "http_sync_s": rounded(deliverHTTPSyncSeconds, places: 3),
+            "http_requests": requests,
         ])
     }
 

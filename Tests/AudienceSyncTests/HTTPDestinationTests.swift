@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import LoopbackReceiver
 import Testing
 
 @testable import AudienceSync
@@ -348,6 +349,12 @@ func batchMessageIds(_ request: LoopbackReceiver.Request) throws -> [String] {
             #expect(sleeps.delays.count == 2)
             #expect(try harness.snapshot("order_completed_last_30days", destination: "segment").isEmpty)
             #expect(try outboxStates(harness).allSatisfy { $0 == "pending:" })
+            // The dry run lists the pending messages the next sync resumes, as it does for a file.
+            let dryRun = try Syncer.dryRun(
+                engine: harness.engine, configuration: harness.configuration,
+                selection: SyncSelection(definitions: ["order_completed_last_30days"], destinations: ["segment"]),
+                now: demoNow + 60_000)
+            #expect(dryRun.messages.count == 7 && dryRun.pairs.first?.counts.pending == 7)
 
             let second = try await sync(harness, sleeps, now: demoNow + 60_000)
             let resumed = try #require(second.pairs.first)

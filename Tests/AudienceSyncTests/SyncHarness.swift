@@ -73,7 +73,7 @@ final class SyncHarness {
         _ = try ingester.finish()
     }
 
-    func syncer(_ destination: (any Destination)? = nil, batchSize: Int = 500) -> Syncer {
+    func syncer(_ destination: (any Destination)? = nil, batchSize: Int? = nil) -> Syncer {
         Syncer(engine: engine, configuration: configuration, logger: silentLogger, batchSize: batchSize) { config in
             if let destination { return destination }
             return try Syncer.standardDestination(config, logger: silentLogger)
@@ -83,7 +83,7 @@ final class SyncHarness {
     func sync(
         now: Int64, force: Bool = false, definitions: [String] = [], destinations: [String] = ["outbox"],
         destination: (any Destination)? = nil,
-        batchSize: Int = 500
+        batchSize: Int? = nil
     ) async throws -> SyncReport {
         try await syncer(destination, batchSize: batchSize).sync(
             SyncSelection(definitions: definitions, destinations: destinations, force: force), now: now)

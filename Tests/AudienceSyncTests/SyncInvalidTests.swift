@@ -47,6 +47,14 @@ import Testing
         #expect(diff.messages.count == 2)
         #expect(diff.json.jsonString.contains(#""invalid":1"#))
         #expect(diff.text.contains("not sent to u_big"))
+        // Counting only (diff's text and json formats) sizes the messages without building them.
+        let counted = try Syncer.dryRun(
+            engine: harness.engine, configuration: harness.configuration, selection: SyncSelection(force: true),
+            now: demoNow, messages: .count)
+        #expect(counted.messages.isEmpty)
+        #expect(counted.messageCount == diff.messageCount && counted.messageCount == diff.messages.count)
+        #expect(counted.pairs.map(\.invalid) == diff.pairs.map(\.invalid))
+        #expect(counted.pairs.map(\.invalidSample) == diff.pairs.map(\.invalidSample))
 
         let report = try await harness.sync(now: demoNow)
         let synced = try #require(report.pairs.first)

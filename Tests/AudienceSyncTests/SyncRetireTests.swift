@@ -23,7 +23,7 @@ import Testing
         }
 
         /// A syncer over the definitions as the folder holds them now.
-        func syncer(_ destination: (any Destination)? = nil, batchSize: Int = 500) throws -> Syncer {
+        func syncer(_ destination: (any Destination)? = nil, batchSize: Int? = nil) throws -> Syncer {
             let configuration = harness.configuration
             let engine = MembershipEngine(
                 store: harness.store,

@@ -9,6 +9,21 @@ import Testing
         "total_spent_90_days",
     ]
 
+    @Test func anInputFileReportsTheUsersItNames() throws {
+        let directory = try ScratchDirectory()
+        let input = try directory.write(
+            "events.ndjson",
+            (0..<30).map { index in
+                #"{"type":"track","userId":"u\#(index % 7)","event":"E","messageId":"m\#(index)","timestamp":"2026-11-20T10:00:00Z"}"#
+            }.joined(separator: "\n") + "\n")
+        let (status, output, errors) = try Self.run([
+            "--input", input, "--stages", "ingest", "--work-dir", directory.file("work"),
+        ])
+        #expect(status == 0, "stderr: \(errors)")
+        let figures = try JSONSerialization.jsonObject(with: output) as? [String: Any]
+        #expect(figures?["users"] as? Int == 7)
+    }
+
     @Test func ingestAndComputeStagesPrintOneJSONObjectOfFigures() throws {
         let definitions = (repositoryRoot as NSString).appendingPathComponent("fixtures/demo/audiences")
         let (status, output, errors) = try Self.run([

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Foundation
 
 /// Runs a built executable of this package and captures what it printed.
@@ -105,4 +110,43 @@ func parseJSON(_ text: String) throws -> [String: Any] {
         throw CocoaError(.coderReadCorrupt)
     }
     return object
+}
+
+/// A running binary, with its output in files (so that it never blocks on a full pipe).
+final class Launched {
+    let process = Process()
+    let folder: ScratchDirectory
+
+    /// Starts the binary; `environment` adds to (or overrides) this process's environment, and
+    /// `onExit` is called once the binary has exited, however it exited.
+    init(
+        _ binary: Binary, _ arguments: [String], in directory: String, environment extra: [String: String] = [:],
+        onExit: (@Sendable () -> Void)? = nil
+    ) throws {
+        folder = try ScratchDirectory()
+        process.executableURL = URL(fileURLWithPath: binary.path)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        var environment = ProcessInfo.processInfo.environment
+        environment["AUDIENCE_SYNC_CONFIG"] = nil
+        for (key, value) in extra { environment[key] = value }
+        process.environment = environment
+        _ = FileManager.default.createFile(atPath: folder.file("stdout"), contents: nil)
+        _ = FileManager.default.createFile(atPath: folder.file("stderr"), contents: nil)
+        process.standardOutput = FileHandle(forWritingAtPath: folder.file("stdout"))
+        process.standardError = FileHandle(forWritingAtPath: folder.file("stderr"))
+        process.standardInput = FileHandle.nullDevice
+        if let onExit { process.terminationHandler = { _ in onExit() } }
+        try process.run()
+    }
+
+    var isRunning: Bool { process.isRunning }
+    var status: Int32 { process.terminationStatus }
+    var stdout: String { (try? String(contentsOfFile: folder.file("stdout"), encoding: .utf8)) ?? "" }
+    var stderr: String { (try? String(contentsOfFile: folder.file("stderr"), encoding: .utf8)) ?? "" }
+
+    /// SIGKILL, if it still runs.
+    func killNow() {
+        if process.isRunning { _ = kill(process.processIdentifier, SIGKILL) }
+    }
 }

@@ -209,35 +209,3 @@ import Testing
         try rows(path, sql).map { $0[0] }
     }
 }
-
-/// A running binary, with its output in files (so that it never blocks on a full pipe).
-final class Launched {
-    let process = Process()
-    let folder: ScratchDirectory
-
-    init(_ binary: Binary, _ arguments: [String], in directory: String) throws {
-        folder = try ScratchDirectory()
-        process.executableURL = URL(fileURLWithPath: binary.path)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        var environment = ProcessInfo.processInfo.environment
-        environment["AUDIENCE_SYNC_CONFIG"] = nil
-        process.environment = environment
-        _ = FileManager.default.createFile(atPath: folder.file("stdout"), contents: nil)
-        _ = FileManager.default.createFile(atPath: folder.file("stderr"), contents: nil)
-        process.standardOutput = FileHandle(forWritingAtPath: folder.file("stdout"))
-        process.standardError = FileHandle(forWritingAtPath: folder.file("stderr"))
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-    }
-
-    var isRunning: Bool { process.isRunning }
-    var status: Int32 { process.terminationStatus }
-    var stdout: String { (try? String(contentsOfFile: folder.file("stdout"), encoding: .utf8)) ?? "" }
-    var stderr: String { (try? String(contentsOfFile: folder.file("stderr"), encoding: .utf8)) ?? "" }
-
-    /// SIGKILL, if it still runs.
-    func killNow() {
-        if process.isRunning { _ = kill(process.processIdentifier, SIGKILL) }
-    }
-}

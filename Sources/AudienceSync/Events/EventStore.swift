@@ -128,6 +128,42 @@ public final class EventStore {
             PRIMARY KEY (key, destination)
         ) WITHOUT ROWID;
         """,
+        // The outbox made cheap to write and to acknowledge (a million messages per first sync of a
+        // large audience): the message text moves to `outbox_messages` (same id), so marking a row
+        // delivered rewrites a short row, not the message; the pending rows are found through a
+        // partial index, which acknowledging only deletes from; `message_id` loses its unique
+        // index, a b-tree of random keys the ids' construction (run id + hash) makes redundant;
+        // `outbox_by_run` serves a run's counts.
+        """
+        CREATE TABLE outbox_messages (
+            id INTEGER PRIMARY KEY,
+            message TEXT NOT NULL
+        );
+        INSERT INTO outbox_messages (id, message) SELECT id, message FROM outbox ORDER BY id;
+        CREATE TABLE outbox_v3 (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs (id),
+            key TEXT NOT NULL,
+            destination TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            value TEXT NOT NULL,
+            removes INTEGER NOT NULL,
+            message_id TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),
+            reason TEXT,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        );
+        INSERT INTO outbox_v3 (
+            id, run_id, key, destination, user_id, value, removes, message_id, state, reason, created_at, updated_at
+        )
+        SELECT id, run_id, key, destination, user_id, value, removes, message_id, state, reason, created_at, updated_at
+        FROM outbox ORDER BY id;
+        DROP TABLE outbox;
+        ALTER TABLE outbox_v3 RENAME TO outbox;
+        CREATE INDEX outbox_pending ON outbox (key, destination, id) WHERE state = 'pending';
+        CREATE INDEX outbox_by_run ON outbox (run_id);
+        """,
     ]
 
     // MARK: Queries used by commands and tests

@@ -6,7 +6,7 @@
 public enum DiffHTMLReport {
     public static func render(_ report: DiffReport) -> String {
         let now = Timestamp.format(report.now)
-        let toSend = report.messages.count
+        let toSend = report.messageCount
         let pending = report.pairs.map(\.counts.pending).reduce(0, +)
         let invalid = report.pairs.map(\.invalid).reduce(0, +)
         var html = """

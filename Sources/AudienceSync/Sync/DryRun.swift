@@ -22,8 +22,11 @@ public struct DiffReport: Sendable {
 
     public var now: Int64
     public var pairs: [Pair] = []
-    /// The exact messages `sync --force` would send: pending outbox work first, then each
-    /// supported pair's changes, as compact JSON text.
+    /// How many messages `sync --force` would send: pending outbox work and each supported pair's
+    /// changes, less the invalid ones.
+    public var messageCount = 0
+    /// Those messages, as compact JSON text, in sending order, when the dry run was asked to
+    /// collect them (`DryRunMessages.collect`).
     public var messages: [String] = []
 
     public var json: JSONValue {
@@ -101,28 +104,47 @@ extension String {
     }
 }
 
+/// What a dry run does with the messages it works out.
+public enum DryRunMessages {
+    /// Keeps them in `DiffReport.messages` (small stores, tests).
+    case collect
+    /// Counts them only: memory stays flat however many there are.
+    case count
+    /// Hands each to a function as it is made, in sending order (`diff --format ndjson`).
+    case stream((String) throws -> Void)
+}
+
 extension Syncer {
     /// What `sync --force` with the same selection would do at `now`, changing nothing.
     /// The engine's store may be read-only.
     public static func dryRun(
         engine: MembershipEngine, configuration: Configuration, selection: SyncSelection, now: Int64,
-        sampleSize: Int = 10
+        sampleSize: Int = 10, messages: DryRunMessages = .collect
     ) throws -> DiffReport {
         let database = engine.store.database
         let state = SyncState(database: database)
         let pairs = try selection.pairs(definitions: engine.definitions, configuration: configuration)
         var report = DiffReport(now: now)
+        func emit(_ body: String) throws {
+            report.messageCount += 1
+            switch messages {
+            case .collect: report.messages.append(body)
+            case .count: break
+            case .stream(let write): try write(body)
+            }
+        }
 
-        // Pending work a sync resumes first, for destinations it can deliver to.
+        // Pending work a sync resumes first: that of every configured destination (a sync leaves
+        // the work of a destination no longer configured in the outbox).
         for pending in try state.pendingPairs() {
-            guard configuration.destination(named: pending.destination)?.kind == .file else { continue }
+            guard configuration.destination(named: pending.destination) != nil else { continue }
             var lastId: Int64 = 0
             while true {
                 let batch = try state.pendingMessages(
                     key: pending.key, destination: pending.destination, after: lastId, limit: 1000)
                 guard let last = batch.last else { break }
                 lastId = last.id
-                report.messages += batch.map(\.body)
+                for message in batch { try emit(message.body) }
             }
         }
 
@@ -142,17 +164,29 @@ extension Syncer {
                 // `sync` skips a pair whose earlier messages could not be delivered; here they are
                 // assumed delivered, as a sync that gets that far delivers them first.
                 let thisRun = runId
+                let template = SyncMessage.Template(
+                    definition: pair.definition, sendAs: pair.destination.sendAs, spaceID: configuration.spaceID, now: now)
+                let messageIdLength = SyncMessage.messageIDLength(runId: thisRun)
                 try differ.forEachChange(pair) { change in
-                    let message = try Syncer.message(
-                        for: change, of: pair, runId: thisRun, spaceID: configuration.spaceID, now: now)
-                    let body = message.body.jsonString
-                    if let reason = SyncMessage.invalidReason(body) {
+                    // Counting needs only each message's size, which needs neither its hash nor its text.
+                    var body: String?
+                    let size: Int
+                    if case .count = messages {
+                        size = template.textLength(
+                            userId: change.userId, value: try Syncer.value(of: change), messageIdLength: messageIdLength)
+                    } else {
+                        body = try Syncer.message(for: change, of: pair, runId: thisRun, template: template).body
+                        size = body?.utf8.count ?? 0
+                    }
+                    if let reason = SyncMessage.invalidReason(size: size) {
                         item.invalid += 1
                         if item.invalidSample.count < sampleSize {
                             item.invalidSample.append(InvalidMessage(userId: change.userId, reason: reason))
                         }
+                    } else if let body {
+                        try emit(body)
                     } else {
-                        report.messages.append(body)
+                        report.messageCount += 1
                     }
                 }
                 runId += 1

@@ -165,7 +165,7 @@ extension Syncer {
         if let definition = (engine.definitions.definitions + engine.definitions.disabled).first(where: { $0.key == key }) {
             return definition.kind
         }
-        if let text = try database.prepare("SELECT message FROM outbox WHERE key = ?1 ORDER BY id DESC LIMIT 1")
+        if let text = try database.prepare("SELECT m.message FROM outbox o JOIN outbox_messages m ON m.id = o.id WHERE o.key = ?1 ORDER BY o.id DESC LIMIT 1")
             .scalar([.text(key)])?.string,
             let computationClass = (try? JSONValue.parse(text))?["context"]?["personas"]?["computation_class"]?.stringValue
         {
@@ -193,22 +193,26 @@ extension Syncer {
             let runId = database.lastInsertRowID
             let insert = try database.prepare(
                 """
-                INSERT INTO outbox (run_id, key, destination, user_id, value, removes, message_id, message, created_at, updated_at)
-                VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8, ?8)
+                INSERT INTO outbox (run_id, key, destination, user_id, value, removes, message_id, created_at, updated_at)
+                VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?7)
                 """, persistent: true)
+            let insertMessage = try database.prepare(
+                "INSERT INTO outbox_messages (id, message) VALUES (?1, ?2)", persistent: true)
             let users = try database.prepare(
                 "SELECT user_id FROM snapshots WHERE key = ?1 AND destination = ?2 ORDER BY user_id")
+            let template = SyncMessage.Template(
+                key: key, kind: kind, sendAs: destination.sendAs, spaceID: configuration.spaceID, now: now)
             try users.forEachRow(pairValues) { row in
                 guard let userId = row.text(0) else { return }
                 let messageId = SyncMessage.messageID(
                     key: key, destination: destination.name, userId: userId, value: gone, runId: runId)
-                let body = SyncMessage.build(
-                    key: key, kind: kind, sendAs: destination.sendAs, spaceID: configuration.spaceID, userId: userId,
-                    value: kind == .audience ? .bool(false) : .null, messageId: messageId, now: now)
+                let body = template.text(
+                    userId: userId, value: kind == .audience ? .bool(false) : .null, messageId: messageId)
                 try insert.execute([
                     .integer(runId), .text(key), .text(destination.name), .text(userId), .text(gone),
-                    .text(messageId), .text(body.jsonString), .integer(now),
+                    .text(messageId), .integer(now),
                 ])
+                try insertMessage.execute([.integer(database.lastInsertRowID), .text(body)])
             }
             return runId
         }

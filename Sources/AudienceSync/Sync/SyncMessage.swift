@@ -22,9 +22,16 @@ public enum SyncMessage {
     /// where it goes and `diff` can tell before sending.
     public static let maximumBytes = 32 * 1024
 
+    /// The length of `messageID(…, runId:)`: `as-`, the run id, `-` and 40 hex digits.
+    public static func messageIDLength(runId: Int64) -> Int { 3 + String(runId).utf8.count + 1 + 40 }
+
     /// Why `body` (a message's JSON text) can never be sent, or nil when it can.
     public static func invalidReason(_ body: String) -> String? {
-        let size = body.utf8.count
+        invalidReason(size: body.utf8.count)
+    }
+
+    /// Why a message of `size` bytes of JSON text can never be sent, or nil when it can.
+    public static func invalidReason(size: Int) -> String? {
         guard size > maximumBytes else { return nil }
         return "the message is \(size) bytes, over the limit of \(maximumBytes) bytes (32 KB) for one message"
     }
@@ -47,39 +54,134 @@ public enum SyncMessage {
         key: String, kind: Definition.Kind, sendAs: DestinationConfiguration.SendAs, spaceID: String?, userId: String,
         value: JSONValue, messageId: String, now: Int64
     ) -> JSONValue {
-        let audience = kind == .audience
-        let context = JSONValue.object([
-            "personas": .object([
-                "computation_class": .string(audience ? "audience" : "trait"),
-                "computation_key": .string(key),
-                "computation_id": .string(computationID(key: key, kind: kind)),
-                "space_id": .string(spaceID),
-                "namespace": .string(spaceID),
-            ]),
-            "library": .object(["name": .string(AudienceSyncVersion.name), "version": .string(AudienceSyncVersion.version)]),
-        ])
-        if audience && sendAs == .track {
-            let entered = value == .bool(true)
-            return .object([
-                "type": .string("track"),
-                "userId": .string(userId),
-                "event": .string(entered ? "Audience Entered" : "Audience Exited"),
-                "properties": .object([
-                    JSONValue.Member("audience_key", .string(key)), JSONValue.Member(key, value),
+        Template(key: key, kind: kind, sendAs: sendAs, spaceID: spaceID, now: now)
+            .body(userId: userId, value: value, messageId: messageId)
+    }
+
+    /// What every message of one pair at one `now` shares (context, timestamp), worked out once,
+    /// so that a run of a million changes does not hash the key a million times.
+    public struct Template: Sendable {
+        public let key: String
+        public let kind: Definition.Kind
+        public let sendAs: DestinationConfiguration.SendAs
+        let context: JSONValue
+        let timestamp: JSONValue
+
+        public init(key: String, kind: Definition.Kind, sendAs: DestinationConfiguration.SendAs, spaceID: String?, now: Int64) {
+            self.key = key
+            self.kind = kind
+            self.sendAs = sendAs
+            context = .object([
+                "personas": .object([
+                    "computation_class": .string(kind == .audience ? "audience" : "trait"),
+                    "computation_key": .string(key),
+                    "computation_id": .string(SyncMessage.computationID(key: key, kind: kind)),
+                    "space_id": .string(spaceID),
+                    "namespace": .string(spaceID),
                 ]),
+                "library": .object([
+                    "name": .string(AudienceSyncVersion.name), "version": .string(AudienceSyncVersion.version),
+                ]),
+            ])
+            timestamp = .string(Timestamp.format(now))
+            var bytes = Array(#","traits":{"#.utf8)
+            JSONValue.writeString(key, into: &bytes)
+            bytes.append(UInt8(ascii: ":"))
+            identifyTraits = bytes
+            bytes = Array(#","properties":{"audience_key":"#.utf8)
+            JSONValue.writeString(key, into: &bytes)
+            bytes.append(UInt8(ascii: ","))
+            JSONValue.writeString(key, into: &bytes)
+            bytes.append(UInt8(ascii: ":"))
+            trackProperties = bytes
+            bytes = Array(#"},"context":"#.utf8)
+            context.write(into: &bytes, sortedKeys: false)
+            bytes.append(contentsOf: #","messageId":"#.utf8)
+            contextAndMessageId = bytes
+            bytes = Array(#","timestamp":"#.utf8)
+            timestamp.write(into: &bytes, sortedKeys: false)
+            bytes.append(UInt8(ascii: "}"))
+            timestampAndEnd = bytes
+        }
+
+        public init(definition: Definition, sendAs: DestinationConfiguration.SendAs, spaceID: String?, now: Int64) {
+            self.init(key: definition.key, kind: definition.kind, sendAs: sendAs, spaceID: spaceID, now: now)
+        }
+
+        /// The message's JSON text: byte for byte `body(userId:value:messageId:).jsonString`,
+        /// written straight from the parts that do not change between messages.
+        public func text(userId: String, value: JSONValue, messageId: String) -> String {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(fixedBytes + userId.utf8.count + messageId.utf8.count + 16)
+            let track = kind == .audience && sendAs == .track
+            bytes.append(contentsOf: track ? Self.trackHead : Self.identifyHead)
+            JSONValue.writeString(userId, into: &bytes)
+            if track {
+                bytes.append(contentsOf: value == .bool(true) ? Self.entered : Self.exited)
+                bytes.append(contentsOf: trackProperties)
+            } else {
+                bytes.append(contentsOf: identifyTraits)
+            }
+            value.write(into: &bytes, sortedKeys: false)
+            bytes.append(contentsOf: contextAndMessageId)
+            JSONValue.writeString(messageId, into: &bytes)
+            bytes.append(contentsOf: timestampAndEnd)
+            return String(decoding: bytes, as: UTF8.self)
+        }
+
+        /// The length in bytes of `text(userId:value:messageId:)` for a messageId of
+        /// `messageIdLength` characters (letters, digits and `-`, as `messageID` makes them),
+        /// without building the text or hashing anything.
+        public func textLength(userId: String, value: JSONValue, messageIdLength: Int) -> Int {
+            var scratch: [UInt8] = []
+            JSONValue.writeString(userId, into: &scratch)
+            value.write(into: &scratch, sortedKeys: false)
+            let track = kind == .audience && sendAs == .track
+            let fixed =
+                track
+                ? Self.trackHead.count + (value == .bool(true) ? Self.entered.count : Self.exited.count)
+                    + trackProperties.count
+                : Self.identifyHead.count + identifyTraits.count
+            return fixed + scratch.count + contextAndMessageId.count + messageIdLength + 2 + timestampAndEnd.count
+        }
+
+        private static let identifyHead = Array(#"{"type":"identify","userId":"#.utf8)
+        private static let trackHead = Array(#"{"type":"track","userId":"#.utf8)
+        private static let entered = Array(#","event":"Audience Entered""#.utf8)
+        private static let exited = Array(#","event":"Audience Exited""#.utf8)
+        /// `,"traits":{"key":`, `,"properties":{"audience_key":"key","key":`, `},"context":{…},"messageId":`
+        /// and `,"timestamp":"…"}`, written once.
+        private let identifyTraits: [UInt8]
+        private let trackProperties: [UInt8]
+        private let contextAndMessageId: [UInt8]
+        private let timestampAndEnd: [UInt8]
+        private var fixedBytes: Int { 64 + trackProperties.count + contextAndMessageId.count + timestampAndEnd.count }
+
+        /// The message for `value` for `userId`.
+        public func body(userId: String, value: JSONValue, messageId: String) -> JSONValue {
+            if kind == .audience && sendAs == .track {
+                let entered = value == .bool(true)
+                return .object([
+                    "type": .string("track"),
+                    "userId": .string(userId),
+                    "event": .string(entered ? "Audience Entered" : "Audience Exited"),
+                    "properties": .object([
+                        JSONValue.Member("audience_key", .string(key)), JSONValue.Member(key, value),
+                    ]),
+                    "context": context,
+                    "messageId": .string(messageId),
+                    "timestamp": timestamp,
+                ])
+            }
+            return .object([
+                "type": .string("identify"),
+                "userId": .string(userId),
+                "traits": .object([JSONValue.Member(key, value)]),
                 "context": context,
                 "messageId": .string(messageId),
-                "timestamp": .string(Timestamp.format(now)),
+                "timestamp": timestamp,
             ])
         }
-        return .object([
-            "type": .string("identify"),
-            "userId": .string(userId),
-            "traits": .object([JSONValue.Member(key, value)]),
-            "context": context,
-            "messageId": .string(messageId),
-            "timestamp": .string(Timestamp.format(now)),
-        ])
     }
 }
 

@@ -34,8 +34,8 @@ struct SyncState {
     func pendingMessages(key: String, destination: String, after id: Int64, limit: Int) throws -> [OutboundMessage] {
         try database.prepare(
             """
-            SELECT id, user_id, message_id, message FROM outbox
-            WHERE key = ?1 AND destination = ?2 AND state = 'pending' AND id > ?3 ORDER BY id LIMIT ?4
+            SELECT o.id, o.user_id, o.message_id, m.message FROM outbox o JOIN outbox_messages m ON m.id = o.id
+            WHERE o.key = ?1 AND o.destination = ?2 AND o.state = 'pending' AND o.id > ?3 ORDER BY o.id LIMIT ?4
             """
         ).rows([.text(key), .text(destination), .integer(id), .integer(Int64(limit))]).compactMap { row in
             guard let id = row[0].int64, let userId = row[1].string, let messageId = row[2].string,

@@ -70,8 +70,9 @@ public final class Syncer {
     let logger: Logger
     /// Returns the destination for a configuration, or nil when this version cannot deliver to it.
     let makeDestination: (DestinationConfiguration) throws -> (any Destination)?
-    /// Messages per delivered batch (and per snapshot transaction).
-    public var batchSize: Int
+    /// Messages per delivered batch (and per snapshot transaction); nil leaves it to the
+    /// destination (`Destination.preferredBatchSize`, else 500).
+    public var batchSize: Int?
     /// Wall-clock milliseconds, for run durations (tests pass `now` for everything else).
     var clock: () -> Int64 = Timestamp.now
     /// Called before a pair's delivery and after each of its batches (for a progress line on a terminal).
@@ -83,13 +84,13 @@ public final class Syncer {
     private var destinations: [String: (any Destination)?] = [:]
 
     public init(
-        engine: MembershipEngine, configuration: Configuration, logger: Logger, batchSize: Int = 500,
+        engine: MembershipEngine, configuration: Configuration, logger: Logger, batchSize: Int? = nil,
         makeDestination: ((DestinationConfiguration) throws -> (any Destination)?)? = nil
     ) {
         self.engine = engine
         self.configuration = configuration
         self.logger = logger
-        self.batchSize = max(1, batchSize)
+        self.batchSize = batchSize.map { max(1, $0) }
         self.makeDestination = makeDestination ?? { try Syncer.standardDestination($0, logger: logger) }
     }
 
@@ -159,6 +160,8 @@ public final class Syncer {
         func entry(_ name: PairName) -> SyncReport.Pair {
             entries[name] ?? SyncReport.Pair(key: name.key, destination: name.destination)
         }
+
+        try pruneDeliveredMessages(now: now)
 
         // Step 2: finish what an interrupted run left pending, whatever the filters.
         for pending in try state.pendingPairs() {
@@ -238,6 +241,30 @@ public final class Syncer {
         return report
     }
 
+    /// How long delivered outbox rows are kept, by the `now` of the run that wrote them: a week of
+    /// what was sent, for questions about it, without the store growing by every message forever.
+    public static let deliveredRetentionMilliseconds: Int64 = 7 * 24 * 3_600_000
+
+    /// Deletes the delivered outbox rows (and message texts) of runs that started more than
+    /// `deliveredRetentionMilliseconds` before `now`. Pending and failed rows always stay. It runs
+    /// before anything is sent, so what this sync delivers is there to read after it; it finds the
+    /// rows through `runs` and the outbox's run index, never by scanning the outbox.
+    func pruneDeliveredMessages(now: Int64) throws {
+        let cutoff: [SQLiteValue] = [.integer(now - Self.deliveredRetentionMilliseconds)]
+        try database.inTransaction(.immediate) {
+            try database.prepare(
+                """
+                DELETE FROM outbox_messages WHERE id IN (
+                    SELECT o.id FROM runs r JOIN outbox o ON o.run_id = r.id WHERE r.started_at < ?1 AND o.state = 'delivered'
+                )
+                """
+            ).execute(cutoff)
+            try database.prepare(
+                "DELETE FROM outbox WHERE state = 'delivered' AND run_id IN (SELECT id FROM runs WHERE started_at < ?1)"
+            ).execute(cutoff)
+        }
+    }
+
     func destination(for configuration: DestinationConfiguration) throws -> (any Destination)? {
         if let existing = destinations[configuration.name] { return existing }
         let made = try makeDestination(configuration)
@@ -259,21 +286,26 @@ public final class Syncer {
             let insert = try database.prepare(
                 """
                 INSERT INTO outbox (
-                    run_id, key, destination, user_id, value, removes, message_id, message, state, reason, created_at, updated_at
+                    run_id, key, destination, user_id, value, removes, message_id, state, reason, created_at, updated_at
                 )
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?10, ?11, ?9, ?9)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9, ?10, ?8, ?8)
                 """, persistent: true)
+            let insertMessage = try database.prepare(
+                "INSERT INTO outbox_messages (id, message) VALUES (?1, ?2)", persistent: true)
             var invalid: [InvalidMessage] = []
+            let template = SyncMessage.Template(
+                definition: pair.definition, sendAs: pair.destination.sendAs, spaceID: configuration.spaceID, now: now)
             try differ.forEachChange(pair) { change in
-                let message = try Self.message(for: change, of: pair, runId: runId, spaceID: configuration.spaceID, now: now)
-                let body = message.body.jsonString
+                let message = try Self.message(for: change, of: pair, runId: runId, template: template)
+                let body = message.body
                 let reason = SyncMessage.invalidReason(body)
                 if let reason { invalid.append(InvalidMessage(userId: change.userId, reason: reason)) }
                 try insert.execute([
                     .integer(runId), .text(pair.key), .text(pair.destination.name), .text(change.userId),
-                    .text(change.value), .integer(change.removes ? 1 : 0), .text(message.messageId), .text(body),
+                    .text(change.value), .integer(change.removes ? 1 : 0), .text(message.messageId),
                     .integer(now), .text(reason == nil ? "pending" : "failed"), .text(reason),
                 ])
+                try insertMessage.execute([.integer(database.lastInsertRowID), .text(body)])
             }
             return (runId, invalid)
         }
@@ -287,16 +319,24 @@ public final class Syncer {
         return lines
     }
 
-    /// The message of `change`, as a sync with run `runId` writes it to the outbox.
-    static func message(for change: PairChange, of pair: SyncPair, runId: Int64, spaceID: String?, now: Int64) throws
-        -> (messageId: String, body: JSONValue)
+    /// The message of `change` as JSON text, as a sync with run `runId` writes it to the outbox;
+    /// `template` is the pair's (`SyncMessage.Template(definition:sendAs:spaceID:now:)`).
+    static func message(for change: PairChange, of pair: SyncPair, runId: Int64, template: SyncMessage.Template) throws
+        -> (messageId: String, body: String)
     {
         let messageId = SyncMessage.messageID(
             key: pair.key, destination: pair.destination.name, userId: change.userId, value: change.value, runId: runId)
-        let body = SyncMessage.build(
-            definition: pair.definition, sendAs: pair.destination.sendAs, spaceID: spaceID, userId: change.userId,
-            value: try JSONValue.parse(change.value), messageId: messageId, now: now)
-        return (messageId, body)
+        return (messageId, template.text(userId: change.userId, value: try value(of: change), messageId: messageId))
+    }
+
+    /// The value a change sends (its JSON text parsed; the common ones without parsing).
+    static func value(of change: PairChange) throws -> JSONValue {
+        switch change.value {
+        case "true": return .bool(true)
+        case "false": return .bool(false)
+        case "null": return .null
+        default: return try JSONValue.parse(change.value)
+        }
     }
 
     /// Delivers a pair's pending outbox messages in batches. Each batch's results are recorded,
@@ -305,7 +345,7 @@ public final class Syncer {
     func deliver(key: String, destinationName: String, to destination: any Destination) async throws
         -> (delivered: Int, failed: Int, pending: Int)
     {
-        let size = max(1, destination.preferredBatchSize ?? batchSize)
+        let size = max(1, batchSize ?? destination.preferredBatchSize ?? 500)
         var delivered = 0
         var failed = 0
         var lastId: Int64 = 0
@@ -328,9 +368,30 @@ public final class Syncer {
             DELETE FROM snapshots WHERE (key, destination, user_id) IN
                 (SELECT key, destination, user_id FROM outbox WHERE id = ?1 AND removes = 1)
             """, persistent: true)
+        // The same three steps for a whole batch of the pair's pending rows with ids in (?3, ?4].
+        let applyRange = try database.prepare(
+            """
+            INSERT INTO snapshots (key, destination, user_id, value)
+            SELECT key, destination, user_id, value FROM outbox
+            WHERE key = ?1 AND destination = ?2 AND state = 'pending' AND id > ?3 AND id <= ?4 AND removes = 0
+            ON CONFLICT (key, destination, user_id) DO UPDATE SET value = excluded.value
+            """, persistent: true)
+        let removeRange = try database.prepare(
+            """
+            DELETE FROM snapshots WHERE key = ?1 AND destination = ?2 AND user_id IN (
+                SELECT user_id FROM outbox
+                WHERE key = ?1 AND destination = ?2 AND state = 'pending' AND id > ?3 AND id <= ?4 AND removes = 1
+            )
+            """, persistent: true)
+        let markRangeDelivered = try database.prepare(
+            """
+            UPDATE outbox SET state = 'delivered', updated_at = ?5
+            WHERE key = ?1 AND destination = ?2 AND state = 'pending' AND id > ?3 AND id <= ?4
+            """, persistent: true)
         while true {
             let batch = try state.pendingMessages(key: key, destination: destinationName, after: lastId, limit: size)
             guard let last = batch.last else { break }
+            let batchStart = lastId
             lastId = last.id
             let results: [DeliveryResult]
             do {
@@ -347,6 +408,25 @@ public final class Syncer {
             }
             let updatedAt = clock()
             var leftPending: String?
+            if results.allSatisfy({ $0 == .acknowledged }), Set(batch.map(\.userId)).count == batch.count {
+                // The common case, set-based: the batch is exactly the pair's pending rows in
+                // (after, last], each user once, so the order of the snapshot writes does not matter.
+                let range: [SQLiteValue] = [
+                    .text(key), .text(destinationName), .integer(batchStart), .integer(last.id), .integer(updatedAt),
+                ]
+                try database.inTransaction(.immediate) {
+                    try applyRange.execute(Array(range.prefix(4)))
+                    try removeRange.execute(Array(range.prefix(4)))
+                    let marked = try markRangeDelivered.execute(range)
+                    guard marked == batch.count else {
+                        throw AudienceSyncError(
+                            .delivery, "outbox of \(key) → \(destinationName) changed during delivery (\(marked) of \(batch.count) rows)")
+                    }
+                }
+                delivered += batch.count
+                progress?(DeliveryProgress(key: key, destination: destinationName, done: delivered + failed, total: total))
+                continue
+            }
             try database.inTransaction(.immediate) {
                 for (message, result) in zip(batch, results) {
                     switch result {

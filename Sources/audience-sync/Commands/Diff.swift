@@ -25,14 +25,17 @@ extension AudienceSyncCommand {
 
         func run() async throws {
             let context = try ComputeContext(global: global, now: time.now)
+            // ndjson streams the messages as they are made; the other formats only count them.
+            let output = LineBuffer()
             let report = try Syncer.dryRun(
                 engine: context.engine, configuration: context.configuration,
                 selection: pairs.selection(force: true),
-                now: context.now)
+                now: context.now, messages: format == .ndjson ? .stream(output.write) : .count)
+            output.flush()
             switch format {
             case .text: Console.output(report.text)
             case .json: Console.output(report.json.jsonString)
-            case .ndjson: if !report.messages.isEmpty { Console.output(report.messages.joined(separator: "\n")) }
+            case .ndjson: break
             case .html: Console.output(DiffHTMLReport.render(report))
             }
         }
@@ -42,4 +45,21 @@ extension AudienceSyncCommand {
 /// The output formats of `diff`.
 enum DiffFormat: String, ExpressibleByArgument, CaseIterable {
     case text, json, ndjson, html
+}
+
+/// Lines to standard output, written in blocks of about 1 MB rather than one system call each.
+final class LineBuffer {
+    private var bytes: [UInt8] = []
+
+    func write(_ line: String) {
+        bytes.append(contentsOf: line.utf8)
+        bytes.append(UInt8(ascii: "\n"))
+        if bytes.count >= 1 << 20 { flush() }
+    }
+
+    func flush() {
+        guard !bytes.isEmpty else { return }
+        FileHandle.standardOutput.write(Data(bytes))
+        bytes.removeAll(keepingCapacity: true)
+    }
 }

@@ -1,0 +1,171 @@
+import Foundation
+import Testing
+
+@testable import AudienceSync
+
+/// The differ's merge join against a dictionary-based model of SPEC §6 step 4, on random current
+/// states, snapshots and pending outbox work, with user ids whose byte order differs from Swift's
+/// string order.
+@Suite struct PairDiffTests {
+    /// User ids chosen to trip an ordering that is not SQLite's byte order: upper before lower case,
+    /// a precomposed "é" and a decomposed one (equal for Swift's `==`, different bytes), characters
+    /// beyond the BMP, prefixes of one another.
+    static let userIds: [String] = [
+        "A", "B", "Z", "a", "aa", "ab", "b", "u_1", "u_10", "u_2", "\u{E9}", "e\u{301}", "z", "\u{1F600}",
+        "\u{FFFD}", "~", "ä", "\u{7F}x", "u 1", "U_1",
+    ]
+
+    static let definitions = [
+        "did_thing.yml": """
+        name: Did Thing
+        condition:
+          performed: Thing
+        destinations: [outbox]
+        """,
+        "last_plan.yml": """
+        name: Last Plan
+        kind: computed_trait
+        compute:
+          op: last
+          event: Thing
+          property: properties.plan
+        destinations: [outbox]
+        """,
+    ]
+
+    /// A user id as its bytes: Swift's `String ==` (and so a `[String: …]` dictionary) takes
+    /// canonically equivalent ids for one, SQLite does not.
+    typealias UserBytes = [UInt8]
+
+    /// A change, compared byte for byte.
+    struct Change: Equatable, CustomStringConvertible {
+        var user: UserBytes
+        var kind: PairChange.Kind
+        var value: UserBytes
+        var removes: Bool
+
+        init(_ change: PairChange) {
+            self.init(Array(change.userId.utf8), change.kind, change.value, change.removes)
+        }
+
+        init(_ user: UserBytes, _ kind: PairChange.Kind, _ value: String, _ removes: Bool) {
+            self.user = user
+            self.kind = kind
+            self.value = Array(value.utf8)
+            self.removes = removes
+        }
+
+        var description: String { "\(user) \(kind) \(String(decoding: value, as: UTF8.self)) \(removes)" }
+    }
+
+    /// The model: the snapshot with pending work applied, diffed against the current state.
+    static func expected(
+        current: [UserBytes: String], snapshot: [UserBytes: String], pending: [(UserBytes, String, Bool)], gone: String
+    ) -> (counts: PairCounts, changes: [Change]) {
+        var base = snapshot
+        for (user, value, removes) in pending { base[user] = removes ? nil : value }
+        var counts = PairCounts()
+        counts.members = current.count
+        counts.synced = snapshot.count
+        counts.pending = pending.count
+        var changes: [Change] = []
+        for (user, value) in current {
+            if let old = base[user] {
+                if Array(old.utf8) == Array(value.utf8) { counts.unchanged += 1 } else {
+                    counts.changed += 1
+                    changes.append(Change(user, .changed, value, false))
+                }
+            } else {
+                counts.entered += 1
+                changes.append(Change(user, .entered, value, false))
+            }
+        }
+        for user in base.keys where current[user] == nil {
+            counts.exited += 1
+            changes.append(Change(user, .exited, gone, true))
+        }
+        changes.sort { $0.user.lexicographicallyPrecedes($1.user) }
+        return (counts, changes)
+    }
+
+    @Test(arguments: 0..<40)
+    func theMergeJoinEqualsTheModel(seed: Int) throws {
+        var random = SplitMix64(seed: UInt64(seed) &+ 7)
+        let folder = try TemporaryDirectory()
+        for (name, text) in Self.definitions { _ = try folder.write(name, text) }
+        let harness = try SyncHarness(definitions: folder.path)
+        // Current state: each chosen user did Thing with a plan of p0…p2 (the last one counts).
+        var lines: [String] = []
+        var currentPlan: [UserBytes: String] = [:]
+        for (index, user) in Self.userIds.enumerated() where random.next() % 3 != 0 {
+            let plan = "p\(random.next() % 3)"
+            currentPlan[Array(user.utf8)] = "\"\(plan)\""
+            let userJSON = JSONValue.string(user).jsonString
+            lines.append(
+                #"{"type":"track","userId":\#(userJSON),"event":"Thing","properties":{"plan":"\#(plan)"},"#
+                    + #""messageId":"m-\#(index)","timestamp":"2026-11-20T10:00:00Z"}"#)
+        }
+        let events = try harness.directory.write("events.ndjson", lines.joined(separator: "\n") + "\n")
+        try harness.ingest(events)
+
+        let database = harness.store.database
+        try database.execute("INSERT INTO runs (id, started_at, key, destination, first_sync) VALUES (1, 0, 'x', 'outbox', 0)")
+        let differ = try PairDiffer(engine: harness.engine)
+        let pairs = try SyncSelection().pairs(definitions: harness.engine.definitions, configuration: harness.configuration)
+        var messageNumber = 0
+        for pair in pairs {
+            let audience = pair.definition.kind == .audience
+            let current = audience ? currentPlan.mapValues { _ in "true" } : currentPlan
+            let values = audience ? ["true"] : ["\"p0\"", "\"p1\"", "\"p2\"", "null", "\"p\\u0030\""]
+            var snapshot: [UserBytes: String] = [:]
+            for user in Self.userIds where random.next() % 2 == 0 {
+                snapshot[Array(user.utf8)] = values[Int(random.next() % UInt64(values.count))]
+            }
+            var pending: [(UserBytes, String, Bool)] = []
+            for _ in 0..<Int(random.next() % 6) {
+                let user = Self.userIds[Int(random.next() % UInt64(Self.userIds.count))]
+                let removes = random.next() % 3 == 0
+                let value = removes ? (audience ? "false" : "null") : values[Int(random.next() % UInt64(values.count))]
+                pending.append((Array(user.utf8), value, removes))
+            }
+            for (user, value) in snapshot {
+                try database.prepare("INSERT INTO snapshots (key, destination, user_id, value) VALUES (?1, 'outbox', ?2, ?3)")
+                    .execute([.text(pair.key), .text(String(decoding: user, as: UTF8.self)), .text(value)])
+            }
+            for (user, value, removes) in pending {
+                messageNumber += 1
+                try database.prepare(
+                    """
+                    INSERT INTO outbox (run_id, key, destination, user_id, value, removes, message_id, created_at, updated_at)
+                    VALUES (1, ?1, 'outbox', ?2, ?3, ?4, ?5, 0, 0)
+                    """
+                ).execute([
+                    .text(pair.key), .text(String(decoding: user, as: UTF8.self)), .text(value), .integer(removes ? 1 : 0),
+                    .text("m\(messageNumber)"),
+                ])
+            }
+            // A delivered row and another pair's pending row must not count.
+            messageNumber += 1
+            try database.prepare(
+                """
+                INSERT INTO outbox (run_id, key, destination, user_id, value, removes, message_id, state, created_at, updated_at)
+                VALUES (1, ?1, 'outbox', 'A', 'true', 0, ?2, 'delivered', 0, 0),
+                       (1, ?1, 'elsewhere', 'B', 'true', 0, ?3, 'pending', 0, 0)
+                """
+            ).execute([.text(pair.key), .text("m\(messageNumber)"), .text("n\(messageNumber)")])
+
+            let model = Self.expected(
+                current: current, snapshot: snapshot, pending: pending, gone: audience ? "false" : "null")
+            let counts = try differ.load(pair, now: demoNow)
+            #expect(counts == model.counts, "seed \(seed), \(pair.key)")
+            var changes: [Change] = []
+            try differ.forEachChange(pair) { changes.append(Change($0)) }
+            #expect(changes == model.changes, "seed \(seed), \(pair.key)")
+            let sample = try differ.sample(pair, limit: 2)
+            for kind in [PairChange.Kind.entered, .exited, .changed] {
+                let expected = model.changes.filter { $0.kind == kind }.prefix(2).map(\.user)
+                #expect(sample[kind]?.map { Array($0.utf8) } == Array(expected))
+            }
+        }
+    }
+}

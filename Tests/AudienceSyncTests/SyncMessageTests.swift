@@ -1,0 +1,52 @@
+import Testing
+
+@testable import AudienceSync
+
+/// The message text a sync writes is built from precomputed parts; it must be byte for byte the
+/// JSON of the message tree (SPEC §6.1), whatever the user id, value, key or destination.
+@Suite struct SyncMessageTests {
+    static let userIds = ["u_42", "", "quote\"back\\slash", "tab\there\nnew", "\u{1}\u{1F}", "é e\u{301} 😀", "</script>"]
+    static let values: [JSONValue] = [
+        .bool(true), .bool(false), .null, .number("78.99"), .number("-1e-7"), .string("plan \"pro\"\n"),
+        .array([.string("a"), .number("1")]), .object([JSONValue.Member("k", .string("v"))]),
+    ]
+
+    @Test(arguments: [Definition.Kind.audience, .computedTrait])
+    func theTextIsTheJSONOfTheMessage(kind: Definition.Kind) {
+        for sendAs in [DestinationConfiguration.SendAs.identify, .track] {
+            for spaceID in [nil, "spa_\"x\""] as [String?] {
+                for key in ["nps_detractors", "odd \"key\"\\"] {
+                    let template = SyncMessage.Template(
+                        key: key, kind: kind, sendAs: sendAs, spaceID: spaceID, now: 1_795_348_800_123)
+                    for userId in Self.userIds {
+                        for value in Self.values {
+                            let messageId = "as-7-" + String(repeating: "ab", count: 20)
+                            let tree = template.body(userId: userId, value: value, messageId: messageId)
+                            let text = template.text(userId: userId, value: value, messageId: messageId)
+                            #expect(text == tree.jsonString, "\(kind) \(sendAs) \(key) \(userId) \(value)")
+                            #expect(Array(text.utf8) == Array(tree.jsonString.utf8))
+                            #expect(
+                                template.textLength(userId: userId, value: value, messageIdLength: messageId.utf8.count)
+                                    == text.utf8.count)
+                            let parsed = try? JSONValue.parse(text)
+                            #expect(parsed == tree)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func theMessageIdLengthIsTheIdsLength() {
+        for runId: Int64 in [1, 9, 10, 12_345, Int64.max] {
+            let id = SyncMessage.messageID(key: "k", destination: "d", userId: "u", value: "true", runId: runId)
+            #expect(SyncMessage.messageIDLength(runId: runId) == id.utf8.count)
+        }
+    }
+
+    @Test func aTrackMessageSaysEnteredOnlyForTrue() {
+        let template = SyncMessage.Template(key: "k", kind: .audience, sendAs: .track, spaceID: nil, now: 0)
+        #expect(template.text(userId: "u", value: .bool(true), messageId: "m").contains(#""event":"Audience Entered""#))
+        #expect(template.text(userId: "u", value: .bool(false), messageId: "m").contains(#""event":"Audience Exited""#))
+    }
+}
