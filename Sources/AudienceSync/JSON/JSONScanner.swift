@@ -276,8 +276,9 @@ public struct JSONScanner {
 
     /// Advances over string bytes that need no attention — ASCII from 0x20 up, except `"` and `\\` —
     /// eight at a time, stopping at the first byte that does (or where fewer than eight are left).
+    /// Internal, not private, so that tests can hold it against a byte-by-byte reference.
     @inline(__always)
-    private mutating func skipPlainASCII() {
+    mutating func skipPlainASCII() {
         guard let base = bytes.baseAddress else { return }
         let raw = UnsafeRawPointer(base)
         let ones: UInt64 = 0x0101_0101_0101_0101
