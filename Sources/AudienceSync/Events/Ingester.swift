@@ -184,7 +184,7 @@ public final class Ingester {
         {
             automaticCheckpointPages = Int(pages)
             self.checkpointer = checkpointer
-            try database.execute("PRAGMA wal_autocheckpoint = 0")
+            database.recordWALSizeInsteadOfCheckpointing()
         }
     }
 
@@ -449,7 +449,7 @@ public final class Ingester {
         }
         inTransaction = false
         pendingInTransaction = 0
-        checkpointer?.committed()
+        checkpointer?.committed(walFrames: store.database.walFramesAtLastCommit)
     }
 
     // MARK: Rejections

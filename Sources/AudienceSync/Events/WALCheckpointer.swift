@@ -12,12 +12,15 @@ import Foundation
 /// write transaction starts, which a checkpoint running beside that transaction never achieves. So
 /// once the WAL has grown past `walLimitBytes`, the writer waits for the checkpoint of its last
 /// commit before it begins the next transaction (`waitIfWALIsLarge`), and the WAL stays bounded.
+/// The writer tells the WAL's size at each commit (SQLite's WAL hook reports it), so whether it
+/// waits depends on what it wrote, never on how far this thread has got.
 final class WALCheckpointer: @unchecked Sendable {
     // All mutable state is guarded by `condition`, except `connection`, which only the thread uses.
     private let condition = NSCondition()
     private var requested = 0
     private var completed = 0
     private var stopping = false
+    /// The WAL's size at the writer's last commit.
     private var walFrames = 0
     private var finished = false
     private var connection: Database?
@@ -39,9 +42,10 @@ final class WALCheckpointer: @unchecked Sendable {
         thread.start()
     }
 
-    /// The writer committed: copy what it committed.
-    func committed() {
+    /// The writer committed, leaving `walFrames` frames in the WAL: copy what it committed.
+    func committed(walFrames: Int) {
         condition.lock()
+        self.walFrames = walFrames
         requested += 1
         condition.broadcast()
         condition.unlock()
@@ -74,10 +78,9 @@ final class WALCheckpointer: @unchecked Sendable {
             condition.unlock()
             // A checkpoint that cannot copy everything (a reader still needs old frames, another
             // connection is checkpointing) copies what it can; the next one continues.
-            let frames = (try? connection?.checkpointPassively())?.walFrames
+            _ = try? connection?.checkpointPassively()
             condition.lock()
             completed = target
-            if let frames { walFrames = frames }
             condition.broadcast()
         }
         connection = nil

@@ -20,6 +20,8 @@ public final class Database {
     }
 
     let handle: OpaquePointer
+    /// Written by the WAL hook (`recordWALSizeInsteadOfCheckpointing`); freed after the connection closes.
+    private let walFrames: UnsafeMutablePointer<Int32>
     /// The database file.
     public let path: String
     public let mode: Mode
@@ -48,6 +50,8 @@ public final class Database {
             throw SQLiteError(extendedCode: code, message: "cannot open \(path): \(message)")
         }
         handle = connection
+        walFrames = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+        walFrames.initialize(to: 0)
         sqlite3_extended_result_codes(handle, 1)
         sqlite3_busy_timeout(handle, busyTimeoutMilliseconds)
         if mode == .readWrite {
@@ -58,7 +62,10 @@ public final class Database {
         try execute("PRAGMA foreign_keys = ON")
     }
 
-    deinit { sqlite3_close_v2(handle) }
+    deinit {
+        sqlite3_close_v2(handle)
+        walFrames.deallocate()
+    }
 
     /// Creates an empty file with mode 0600 unless it exists, so SQLite (and its WAL files,
     /// which copy the database's mode) never make it readable by others.
@@ -146,6 +153,25 @@ public final class Database {
         guard code == SQLITE_OK else { throw error(code: code, sql: "PRAGMA wal_checkpoint(PASSIVE)") }
         return (Int(walFrames), Int(checkpointed))
     }
+
+    /// Turns SQLite's automatic checkpoints off for this connection and instead records, at each
+    /// commit, the WAL's size in frames (`walFramesAtLastCommit`). `PRAGMA wal_autocheckpoint = N`
+    /// turns them back on (and ends the recording).
+    public func recordWALSizeInsteadOfCheckpointing() {
+        walFrames.pointee = 0
+        // SQLite calls the hook after each commit with the frames in the WAL; the automatic
+        // checkpoint is this same hook, so setting ours replaces it.
+        sqlite3_wal_hook(
+            handle,
+            { context, _, _, frames in
+                context?.assumingMemoryBound(to: Int32.self).pointee = frames
+                return SQLITE_OK
+            }, walFrames)
+    }
+
+    /// The WAL's size in frames after this connection's last commit, while
+    /// `recordWALSizeInsteadOfCheckpointing` is in force (0 before its first commit).
+    public var walFramesAtLastCommit: Int { Int(walFrames.pointee) }
 
     // MARK: Schema version
 
