@@ -246,22 +246,24 @@ public final class Syncer {
     public static let deliveredRetentionMilliseconds: Int64 = 7 * 24 * 3_600_000
 
     /// Deletes the delivered outbox rows (and message texts) of runs that started more than
-    /// `deliveredRetentionMilliseconds` before `now`. Pending and failed rows always stay. It runs
-    /// before anything is sent, so what this sync delivers is there to read after it; it finds the
-    /// rows through `runs` and the outbox's run index, never by scanning the outbox.
+    /// `deliveredRetentionMilliseconds` before `now`. Pending and failed rows always stay, and so
+    /// does the row with the largest id, so that ids keep growing (a pair's delivery mark must
+    /// never cover a row written after it). It runs before anything is sent, so what this sync
+    /// delivers is there to read after it; it finds the rows through `runs` and the outbox's run
+    /// index, never by scanning the outbox.
     func pruneDeliveredMessages(now: Int64) throws {
         let cutoff: [SQLiteValue] = [.integer(now - Self.deliveredRetentionMilliseconds)]
+        // A run's rows are all of its pair, so the pair's mark is looked up once per run.
+        let delivered = """
+            SELECT o.id FROM runs r JOIN outbox o ON o.run_id = r.id
+            WHERE r.started_at < ?1 AND o.id < (SELECT max(id) FROM outbox) AND (
+                o.state = 'delivered' OR (o.state = 'pending' AND o.id <= coalesce(
+                    (SELECT m.through_id FROM outbox_marks m WHERE m.key = r.key AND m.destination = r.destination), 0))
+            )
+            """
         try database.inTransaction(.immediate) {
-            try database.prepare(
-                """
-                DELETE FROM outbox_messages WHERE id IN (
-                    SELECT o.id FROM runs r JOIN outbox o ON o.run_id = r.id WHERE r.started_at < ?1 AND o.state = 'delivered'
-                )
-                """
-            ).execute(cutoff)
-            try database.prepare(
-                "DELETE FROM outbox WHERE state = 'delivered' AND run_id IN (SELECT id FROM runs WHERE started_at < ?1)"
-            ).execute(cutoff)
+            try database.prepare("DELETE FROM outbox_messages WHERE id IN (\(delivered))").execute(cutoff)
+            try database.prepare("DELETE FROM outbox WHERE id IN (\(delivered))").execute(cutoff)
         }
     }
 
@@ -349,9 +351,7 @@ public final class Syncer {
         var delivered = 0
         var failed = 0
         var lastId: Int64 = 0
-        let total = try state.count(
-            "SELECT count(*) FROM outbox WHERE key = ?1 AND destination = ?2 AND state = 'pending'",
-            [.text(key), .text(destinationName)])
+        let total = try state.pendingCount(key: key, destination: destinationName)
         progress?(DeliveryProgress(key: key, destination: destinationName, done: 0, total: total))
         let markDelivered = try database.prepare(
             "UPDATE outbox SET state = 'delivered', updated_at = ?2 WHERE id = ?1", persistent: true)
@@ -368,25 +368,30 @@ public final class Syncer {
             DELETE FROM snapshots WHERE (key, destination, user_id) IN
                 (SELECT key, destination, user_id FROM outbox WHERE id = ?1 AND removes = 1)
             """, persistent: true)
-        // The same three steps for a whole batch of the pair's pending rows with ids in (?3, ?4].
+        // The same for a whole batch of the pair's pending rows with ids in (?3, ?4]: the snapshot
+        // written set-based, and the rows marked delivered by moving the pair's mark to ?4 rather
+        // than by rewriting each of them (see `outbox_marks`).
         let applyRange = try database.prepare(
             """
             INSERT INTO snapshots (key, destination, user_id, value)
             SELECT key, destination, user_id, value FROM outbox
-            WHERE key = ?1 AND destination = ?2 AND state = 'pending' AND id > ?3 AND id <= ?4 AND removes = 0
+            WHERE key = ?1 AND destination = ?2 AND state = 'pending' AND id > max(?3, \(SyncState.markOfBoundPair)) AND id <= ?4 AND removes = 0
             ON CONFLICT (key, destination, user_id) DO UPDATE SET value = excluded.value
             """, persistent: true)
         let removeRange = try database.prepare(
             """
             DELETE FROM snapshots WHERE key = ?1 AND destination = ?2 AND user_id IN (
                 SELECT user_id FROM outbox
-                WHERE key = ?1 AND destination = ?2 AND state = 'pending' AND id > ?3 AND id <= ?4 AND removes = 1
+                WHERE key = ?1 AND destination = ?2 AND state = 'pending' AND id > max(?3, \(SyncState.markOfBoundPair)) AND id <= ?4 AND removes = 1
             )
             """, persistent: true)
-        let markRangeDelivered = try database.prepare(
+        let countRange = try database.prepare(
+            "SELECT count(*) FROM outbox WHERE key = ?1 AND destination = ?2 AND state = 'pending' AND id > max(?3, \(SyncState.markOfBoundPair)) AND id <= ?4",
+            persistent: true)
+        let moveMark = try database.prepare(
             """
-            UPDATE outbox SET state = 'delivered', updated_at = ?5
-            WHERE key = ?1 AND destination = ?2 AND state = 'pending' AND id > ?3 AND id <= ?4
+            INSERT INTO outbox_marks (key, destination, through_id) VALUES (?1, ?2, ?3)
+            ON CONFLICT (key, destination) DO UPDATE SET through_id = max(through_id, excluded.through_id)
             """, persistent: true)
         while true {
             let batch = try state.pendingMessages(key: key, destination: destinationName, after: lastId, limit: size)
@@ -411,17 +416,18 @@ public final class Syncer {
             if results.allSatisfy({ $0 == .acknowledged }), Set(batch.map(\.userId)).count == batch.count {
                 // The common case, set-based: the batch is exactly the pair's pending rows in
                 // (after, last], each user once, so the order of the snapshot writes does not matter.
-                let range: [SQLiteValue] = [
-                    .text(key), .text(destinationName), .integer(batchStart), .integer(last.id), .integer(updatedAt),
-                ]
+                // Every earlier row of the pair is resolved (delivery goes in id order and stops at
+                // the first batch not resolved whole), so the mark may move to the batch's last id.
+                let range: [SQLiteValue] = [.text(key), .text(destinationName), .integer(batchStart), .integer(last.id)]
                 try database.inTransaction(.immediate) {
-                    try applyRange.execute(Array(range.prefix(4)))
-                    try removeRange.execute(Array(range.prefix(4)))
-                    let marked = try markRangeDelivered.execute(range)
+                    let marked = Int(try countRange.scalar(range)?.int64 ?? 0)
                     guard marked == batch.count else {
                         throw AudienceSyncError(
                             .delivery, "outbox of \(key) → \(destinationName) changed during delivery (\(marked) of \(batch.count) rows)")
                     }
+                    try applyRange.execute(range)
+                    try removeRange.execute(range)
+                    try moveMark.execute([.text(key), .text(destinationName), .integer(last.id)])
                 }
                 delivered += batch.count
                 progress?(DeliveryProgress(key: key, destination: destinationName, done: delivered + failed, total: total))
@@ -451,9 +457,7 @@ public final class Syncer {
                 break
             }
         }
-        let pending = try state.count(
-            "SELECT count(*) FROM outbox WHERE key = ?1 AND destination = ?2 AND state = 'pending'",
-            [.text(key), .text(destinationName)])
+        let pending = try state.pendingCount(key: key, destination: destinationName)
         return (delivered, failed, pending)
     }
 
@@ -463,7 +467,13 @@ public final class Syncer {
         try database.inTransaction(.immediate) {
             let row = try database.prepare(
                 """
-                SELECT sum(state = 'delivered'), sum(state = 'failed'), sum(state = 'pending') FROM outbox WHERE run_id = ?1
+                SELECT sum(o.state = 'delivered' OR (o.state = 'pending' AND o.id <= m.mark)), sum(o.state = 'failed'),
+                    sum(o.state = 'pending' AND o.id > m.mark)
+                FROM outbox o, (
+                    SELECT coalesce((SELECT k.through_id FROM outbox_marks k WHERE k.key = r.key AND k.destination = r.destination), 0) AS mark
+                    FROM runs r WHERE r.id = ?1
+                ) m
+                WHERE o.run_id = ?1
                 """
             ).rows([.integer(runId)]).first ?? []
             let sent = row.first?.int64 ?? 0
