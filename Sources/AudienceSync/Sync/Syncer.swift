@@ -213,10 +213,19 @@ public final class Syncer {
                 continue
             }
             let started = clock()
+            let phases = ContinuousClock.now
             let (runId, invalid) = try writeOutbox(pair, differ: differ, firstSync: item.firstSync, now: now)
+            let outboxWritten = ContinuousClock.now
             item.invalid += invalid.count
             report.warnings += Self.invalidWarnings(invalid, key: pair.key, destination: pair.destination.name)
             let outcome = try await deliver(key: pair.key, destinationName: pair.destination.name, to: destination)
+            logger.debug(
+                "pair timings",
+                metadata: [
+                    "key": "\(pair.key)", "destination": "\(pair.destination.name)",
+                    "diff_and_outbox_s": "\(Self.seconds(outboxWritten - phases))",
+                    "delivery_s": "\(Self.seconds(ContinuousClock.now - outboxWritten))",
+                ])
             item.sent += outcome.delivered
             item.failed += outcome.failed + invalid.count
             item.pending += outcome.pending
@@ -239,6 +248,13 @@ public final class Syncer {
             )
         }
         return report
+    }
+
+    /// Seconds of `duration`, to the millisecond, for the debug log's timings.
+    static func seconds(_ duration: Swift.Duration) -> Double {
+        let (seconds, attoseconds) = duration.components
+        let exact = Double(seconds) + Double(attoseconds) / 1e18
+        return (exact * 1000).rounded() / 1000
     }
 
     /// How long delivered outbox rows are kept, by the `now` of the run that wrote them: a week of
@@ -280,7 +296,14 @@ public final class Syncer {
     private func writeOutbox(_ pair: SyncPair, differ: PairDiffer, firstSync: Bool, now: Int64) throws
         -> (runId: Int64, invalid: [InvalidMessage])
     {
+        let started = ContinuousClock.now
         _ = try differ.load(pair, now: now)
+        logger.debug(
+            "pair diffed",
+            metadata: [
+                "key": "\(pair.key)", "destination": "\(pair.destination.name)",
+                "seconds": "\(Self.seconds(ContinuousClock.now - started))",
+            ])
         return try database.inTransaction(.immediate) {
             try database.prepare("INSERT INTO runs (started_at, key, destination, first_sync) VALUES (?1, ?2, ?3, ?4)")
                 .execute([.integer(now), .text(pair.key), .text(pair.destination.name), .integer(firstSync ? 1 : 0)])
@@ -297,17 +320,31 @@ public final class Syncer {
             var invalid: [InvalidMessage] = []
             let template = SyncMessage.Template(
                 definition: pair.definition, sendAs: pair.destination.sendAs, spaceID: configuration.spaceID, now: now)
+            let messageIDs = SyncMessage.MessageIDs(key: pair.key, destination: pair.destination.name, runId: runId)
+            // What every row of the run shares is bound once; per change only its own columns.
+            insert.reset()
+            try insert.bind(.integer(runId), at: 1)
+            try insert.bind(.text(pair.key), at: 2)
+            try insert.bind(.text(pair.destination.name), at: 3)
+            try insert.bind(.integer(now), at: 8)
+            var body: [UInt8] = []
             try differ.forEachChange(pair) { change in
-                let message = try Self.message(for: change, of: pair, runId: runId, template: template)
-                let body = message.body
-                let reason = SyncMessage.invalidReason(body)
+                let messageId = messageIDs.id(userId: change.userId, value: change.value)
+                template.write(userId: change.userId, value: try Self.value(of: change), messageId: messageId, into: &body)
+                let reason = SyncMessage.invalidReason(size: body.count)
                 if let reason { invalid.append(InvalidMessage(userId: change.userId, reason: reason)) }
-                try insert.execute([
-                    .integer(runId), .text(pair.key), .text(pair.destination.name), .text(change.userId),
-                    .text(change.value), .integer(change.removes ? 1 : 0), .text(message.messageId),
-                    .integer(now), .text(reason == nil ? "pending" : "failed"), .text(reason),
-                ])
-                try insertMessage.execute([.integer(database.lastInsertRowID), .text(body)])
+                insert.reset()
+                try insert.bind(.text(change.userId), at: 4)
+                try insert.bind(.text(change.value), at: 5)
+                try insert.bindInt64(change.removes ? 1 : 0, at: 6)
+                try insert.bind(.text(messageId), at: 7)
+                try insert.bind(.text(reason == nil ? "pending" : "failed"), at: 9)
+                try insert.bind(.text(reason), at: 10)
+                while try insert.step() {}
+                insertMessage.reset()
+                try insertMessage.bindInt64(database.lastInsertRowID, at: 1)
+                try body.withUnsafeBytes { try insertMessage.bindText($0, at: 2) }
+                while try insertMessage.step() {}
             }
             return (runId, invalid)
         }
@@ -350,7 +387,6 @@ public final class Syncer {
         let size = max(1, batchSize ?? destination.preferredBatchSize ?? 500)
         var delivered = 0
         var failed = 0
-        var lastId: Int64 = 0
         let total = try state.pendingCount(key: key, destination: destinationName)
         progress?(DeliveryProgress(key: key, destination: destinationName, done: 0, total: total))
         let markDelivered = try database.prepare(
@@ -393,14 +429,19 @@ public final class Syncer {
             INSERT INTO outbox_marks (key, destination, through_id) VALUES (?1, ?2, ?3)
             ON CONFLICT (key, destination) DO UPDATE SET through_id = max(through_id, excluded.through_id)
             """, persistent: true)
-        while true {
-            let batch = try state.pendingMessages(key: key, destination: destinationName, after: lastId, limit: size)
-            guard let last = batch.last else { break }
-            let batchStart = lastId
-            lastId = last.id
+        // One batch is always on its way while the last answer is recorded: once a batch is
+        // acknowledged whole, the next is read and handed to the destination before the store
+        // records the first, so that writing to the destination and writing the store overlap.
+        // Batches still reach the destination one after another, in outbox order; a crash while
+        // the next batch is out leaves both pending, to be sent again with the same messageIds.
+        var batch = try state.pendingMessages(key: key, destination: destinationName, after: 0, limit: size)
+        var answer = batch.isEmpty ? nil : Self.send(batch, to: destination)
+        var batchStart: Int64 = 0
+        while let sent = answer, let last = batch.last {
+            answer = nil
             let results: [DeliveryResult]
             do {
-                results = try await destination.deliver(batch)
+                results = try await sent.value
             } catch {
                 logger.error(
                     "delivery interrupted; the messages stay pending",
@@ -411,43 +452,58 @@ public final class Syncer {
                 throw AudienceSyncError(
                     .delivery, "destination \(destinationName) answered \(results.count) results for \(batch.count) messages")
             }
+            let whole = results.allSatisfy({ $0 == .acknowledged }) && Set(batch.map(\.userId)).count == batch.count
+            var next: [OutboundMessage] = []
+            if whole {
+                next = try state.pendingMessages(key: key, destination: destinationName, after: last.id, limit: size)
+                if !next.isEmpty { answer = Self.send(next, to: destination) }
+            }
             let updatedAt = clock()
             var leftPending: String?
-            if results.allSatisfy({ $0 == .acknowledged }), Set(batch.map(\.userId)).count == batch.count {
-                // The common case, set-based: the batch is exactly the pair's pending rows in
-                // (after, last], each user once, so the order of the snapshot writes does not matter.
-                // Every earlier row of the pair is resolved (delivery goes in id order and stops at
-                // the first batch not resolved whole), so the mark may move to the batch's last id.
-                let range: [SQLiteValue] = [.text(key), .text(destinationName), .integer(batchStart), .integer(last.id)]
-                try database.inTransaction(.immediate) {
-                    let marked = Int(try countRange.scalar(range)?.int64 ?? 0)
-                    guard marked == batch.count else {
-                        throw AudienceSyncError(
-                            .delivery, "outbox of \(key) → \(destinationName) changed during delivery (\(marked) of \(batch.count) rows)")
+            do {
+                if whole {
+                    // The common case, set-based: the batch is exactly the pair's pending rows in
+                    // (after, last], each user once, so the order of the snapshot writes does not
+                    // matter. Every earlier row of the pair is resolved (delivery goes in id order
+                    // and stops at the first batch not resolved whole), so the mark may move to
+                    // the batch's last id.
+                    let range: [SQLiteValue] = [
+                        .text(key), .text(destinationName), .integer(batchStart), .integer(last.id),
+                    ]
+                    try database.inTransaction(.immediate) {
+                        let marked = Int(try countRange.scalar(range)?.int64 ?? 0)
+                        guard marked == batch.count else {
+                            throw AudienceSyncError(
+                                .delivery,
+                                "outbox of \(key) → \(destinationName) changed during delivery (\(marked) of \(batch.count) rows)")
+                        }
+                        try applyRange.execute(range)
+                        try removeRange.execute(range)
+                        try moveMark.execute([.text(key), .text(destinationName), .integer(last.id)])
                     }
-                    try applyRange.execute(range)
-                    try removeRange.execute(range)
-                    try moveMark.execute([.text(key), .text(destinationName), .integer(last.id)])
-                }
-                delivered += batch.count
-                progress?(DeliveryProgress(key: key, destination: destinationName, done: delivered + failed, total: total))
-                continue
-            }
-            try database.inTransaction(.immediate) {
-                for (message, result) in zip(batch, results) {
-                    switch result {
-                    case .acknowledged:
-                        try markDelivered.execute([.integer(message.id), .integer(updatedAt)])
-                        try apply.execute([.integer(message.id)])
-                        try remove.execute([.integer(message.id)])
-                        delivered += 1
-                    case .failed(let reason):
-                        try markFailed.execute([.integer(message.id), .text(reason), .integer(updatedAt)])
-                        failed += 1
-                    case .pending(let reason):
-                        leftPending = leftPending ?? reason
+                    delivered += batch.count
+                } else {
+                    try database.inTransaction(.immediate) {
+                        for (message, result) in zip(batch, results) {
+                            switch result {
+                            case .acknowledged:
+                                try markDelivered.execute([.integer(message.id), .integer(updatedAt)])
+                                try apply.execute([.integer(message.id)])
+                                try remove.execute([.integer(message.id)])
+                                delivered += 1
+                            case .failed(let reason):
+                                try markFailed.execute([.integer(message.id), .text(reason), .integer(updatedAt)])
+                                failed += 1
+                            case .pending(let reason):
+                                leftPending = leftPending ?? reason
+                            }
+                        }
                     }
                 }
+            } catch {
+                // The next batch may be on its way: let it land before giving up (it stays pending).
+                _ = try? await answer?.value
+                throw error
             }
             progress?(DeliveryProgress(key: key, destination: destinationName, done: delivered + failed, total: total))
             if let leftPending {
@@ -456,9 +512,24 @@ public final class Syncer {
                     metadata: ["key": "\(key)", "destination": "\(destinationName)", "reason": "\(leftPending)"])
                 break
             }
+            if !whole {
+                next = try state.pendingMessages(key: key, destination: destinationName, after: last.id, limit: size)
+                if !next.isEmpty { answer = Self.send(next, to: destination) }
+            }
+            batchStart = last.id
+            batch = next
         }
         let pending = try state.pendingCount(key: key, destination: destinationName)
         return (delivered, failed, pending)
+    }
+
+    /// Hands `batch` to `destination` on a task of its own. The destination is used by one
+    /// delivery at a time: the syncer awaits each answer before it sends the next batch.
+    private static func send(_ batch: [OutboundMessage], to destination: any Destination)
+        -> Task<[DeliveryResult], any Error>
+    {
+        let box = DestinationBox(destination: destination)
+        return Task { try await box.destination.deliver(batch) }
     }
 
     /// Records a run's counts and outcome. A run with nothing left pending is complete: the pair's
@@ -504,4 +575,10 @@ public final class Syncer {
         ).rows([.text(key), .text(destination)]).compactMap { $0[0].int64 }
         for runId in runs { try finishRun(runId, durationMilliseconds: nil) }
     }
+}
+
+/// A destination carried to the task that delivers one batch; sound because a destination only
+/// ever has one batch in flight (see `Syncer.send`).
+private struct DestinationBox: @unchecked Sendable {
+    let destination: any Destination
 }
