@@ -308,47 +308,59 @@ public final class Syncer {
             try database.prepare("INSERT INTO runs (started_at, key, destination, first_sync) VALUES (?1, ?2, ?3, ?4)")
                 .execute([.integer(now), .text(pair.key), .text(pair.destination.name), .integer(firstSync ? 1 : 0)])
             let runId = database.lastInsertRowID
-            let insert = try database.prepare(
+            let template = SyncMessage.Template(
+                definition: pair.definition, sendAs: pair.destination.sendAs, spaceID: configuration.spaceID, now: now)
+            let messageIDs = SyncMessage.MessageIDs(key: pair.key, destination: pair.destination.name, runId: runId)
+            // Two set-based statements, the messageIds and texts computed by SQL functions of this
+            // run: no statement per change, no row through Swift but the values the functions need.
+            try database.defineFunction("audience_sync_message_id", arguments: 2) { call in
+                guard let userId = call.text(0), let value = call.text(1) else {
+                    return call.fail("audience_sync_message_id: a change without user id or value")
+                }
+                call.result(text: messageIDs.id(userId: userId, value: value))
+            }
+            var body: [UInt8] = []
+            var invalid: [(id: Int64, message: InvalidMessage)] = []
+            try database.defineFunction("audience_sync_message", arguments: 4) { call in
+                guard let userId = call.text(1), let text = call.text(2), let messageId = call.text(3) else {
+                    return call.fail("audience_sync_message: an outbox row without user id, value or messageId")
+                }
+                let value: JSONValue
+                do {
+                    value = try Self.value(of: text)
+                } catch {
+                    return call.fail("audience_sync_message: the value of \(userId) is not JSON: \(error)")
+                }
+                template.write(userId: userId, value: value, messageId: messageId, into: &body)
+                if let reason = SyncMessage.invalidReason(size: body.count) {
+                    invalid.append((call.int64(0), InvalidMessage(userId: userId, reason: reason)))
+                }
+                body.withUnsafeBytes { call.result(text: $0) }
+            }
+            try database.prepare(
                 """
                 INSERT INTO outbox (
                     run_id, key, destination, user_id, value, removes, message_id, state, reason, created_at, updated_at
                 )
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9, ?10, ?8, ?8)
-                """, persistent: true)
-            let insertMessage = try database.prepare(
-                "INSERT INTO outbox_messages (id, message) VALUES (?1, ?2)", persistent: true)
-            var invalid: [InvalidMessage] = []
-            let template = SyncMessage.Template(
-                definition: pair.definition, sendAs: pair.destination.sendAs, spaceID: configuration.spaceID, now: now)
-            let messageIDs = SyncMessage.MessageIDs(key: pair.key, destination: pair.destination.name, runId: runId)
-            // What every row of the run shares is bound once; per change only its own columns.
-            insert.reset()
-            try insert.bind(.integer(runId), at: 1)
-            try insert.bind(.text(pair.key), at: 2)
-            try insert.bind(.text(pair.destination.name), at: 3)
-            try insert.bind(.integer(now), at: 8)
-            var body: [UInt8] = []
-            try differ.forEachChange(pair) { change in
-                let messageId = messageIDs.id(userId: change.userId, value: change.value)
-                template.write(userId: change.userId, value: try Self.value(of: change), messageId: messageId, into: &body)
-                let reason = SyncMessage.invalidReason(size: body.count)
-                if let reason { invalid.append(InvalidMessage(userId: change.userId, reason: reason)) }
-                insert.reset()
-                try insert.bind(.text(change.userId), at: 4)
-                try insert.bind(.text(change.value), at: 5)
-                try insert.bindInt64(change.removes ? 1 : 0, at: 6)
-                try insert.bind(.text(messageId), at: 7)
-                try insert.bind(.text(reason == nil ? "pending" : "failed"), at: 9)
-                try insert.bind(.text(reason), at: 10)
-                while try insert.step() {}
-                insertMessage.reset()
-                try insertMessage.bindInt64(database.lastInsertRowID, at: 1)
-                try body.withUnsafeBytes { try insertMessage.bindText($0, at: 2) }
-                while try insertMessage.step() {}
+                SELECT ?1, ?2, ?3, user_id, value, removes, audience_sync_message_id(user_id, value), 'pending', NULL, ?4, ?4
+                FROM temp.sync_changes ORDER BY seq
+                """
+            ).execute([.integer(runId), .text(pair.key), .text(pair.destination.name), .integer(now)])
+            try database.prepare(
+                """
+                INSERT INTO outbox_messages (id, message)
+                SELECT id, audience_sync_message(id, user_id, value, message_id) FROM outbox WHERE run_id = ?1 ORDER BY id
+                """
+            ).execute([.integer(runId)])
+            // A message that can never be sent is written as failed, with its reason.
+            let markInvalid = try database.prepare("UPDATE outbox SET state = 'failed', reason = ?2 WHERE id = ?1")
+            for (id, message) in invalid {
+                try markInvalid.execute([.integer(id), .text(message.reason)])
             }
-            return (runId, invalid)
+            return (runId, invalid.map(\.message))
         }
     }
+
 
     /// The warnings for a pair's messages that can never be sent: the first few users and reasons.
     static func invalidWarnings(_ invalid: [InvalidMessage], key: String, destination: String) -> [String] {
@@ -370,11 +382,16 @@ public final class Syncer {
 
     /// The value a change sends (its JSON text parsed; the common ones without parsing).
     static func value(of change: PairChange) throws -> JSONValue {
-        switch change.value {
+        try value(of: change.value)
+    }
+
+    /// A value's JSON text parsed (the common ones without parsing).
+    static func value(of text: String) throws -> JSONValue {
+        switch text {
         case "true": return .bool(true)
         case "false": return .bool(false)
         case "null": return .null
-        default: return try JSONValue.parse(change.value)
+        default: return try JSONValue.parse(text)
         }
     }
 
