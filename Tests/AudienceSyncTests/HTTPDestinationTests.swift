@@ -318,7 +318,7 @@ func batchMessageIds(_ request: LoopbackReceiver.Request) throws -> [String] {
 
     func outboxStates(_ harness: SyncHarness) throws -> [String] {
         try harness.store.database.prepare(
-            "SELECT state || ':' || coalesce(reason, '') FROM outbox WHERE destination = 'segment' ORDER BY id"
+            "SELECT state || ':' || coalesce(reason, '') FROM outbox_states WHERE destination = 'segment' ORDER BY id"
         ).rows([]).compactMap { $0[0].string }
     }
 

@@ -54,21 +54,21 @@ import Testing
         let database = harness.store.database
         func count(_ sql: String) throws -> Int64 { try database.prepare(sql).scalar()?.int64 ?? -1 }
         let firstRuns = "run_id IN (SELECT id FROM runs WHERE started_at = \(demoNow))"
-        let delivered = try count("SELECT count(*) FROM outbox WHERE state = 'delivered' AND \(firstRuns)")
-        let failed = try count("SELECT count(*) FROM outbox WHERE state = 'failed' AND \(firstRuns)")
+        let delivered = try count("SELECT count(*) FROM outbox_states WHERE state = 'delivered' AND \(firstRuns)")
+        let failed = try count("SELECT count(*) FROM outbox_states WHERE state = 'failed' AND \(firstRuns)")
         #expect(delivered > 0 && failed > 0)
 
         // Six days later nothing is old enough.
         _ = try await harness.sync(now: demoNow + 6 * day, force: true, destination: RecordingDestination())
-        #expect(try count("SELECT count(*) FROM outbox WHERE state = 'delivered' AND \(firstRuns)") == delivered)
+        #expect(try count("SELECT count(*) FROM outbox_states WHERE state = 'delivered' AND \(firstRuns)") == delivered)
 
         // Eight days later the first run's delivered rows and texts are gone; its failed ones stay,
         // and what the later runs sent is still there.
         _ = try await harness.sync(now: demoNow + 8 * day, force: true, destination: RecordingDestination())
-        #expect(try count("SELECT count(*) FROM outbox WHERE state = 'delivered' AND \(firstRuns)") == 0)
-        #expect(try count("SELECT count(*) FROM outbox WHERE state = 'failed' AND \(firstRuns)") == failed)
+        #expect(try count("SELECT count(*) FROM outbox_states WHERE state = 'delivered' AND \(firstRuns)") == 0)
+        #expect(try count("SELECT count(*) FROM outbox_states WHERE state = 'failed' AND \(firstRuns)") == failed)
         #expect(try count("SELECT count(*) FROM outbox_messages WHERE id NOT IN (SELECT id FROM outbox)") == 0)
         #expect(try count("SELECT count(*) FROM outbox o LEFT JOIN outbox_messages m USING (id) WHERE m.id IS NULL") == 0)
-        #expect(try count("SELECT count(*) FROM outbox WHERE state = 'delivered'") > 0)
+        #expect(try count("SELECT count(*) FROM outbox_states WHERE state = 'delivered'") > 0)
     }
 }

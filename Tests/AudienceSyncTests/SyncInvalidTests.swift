@@ -63,7 +63,7 @@ import Testing
         #expect(report.warnings.contains { $0.contains("not sent to u_big") })
         #expect(try harness.output().map { $0["userId"]?.stringValue } == ["u_small", "u_tiny"])
         #expect(try harness.snapshot("last_bio").keys.sorted() == ["u_small", "u_tiny"])
-        let reason = try harness.store.database.prepare("SELECT reason FROM outbox WHERE state = 'failed'").scalar()?.string
+        let reason = try harness.store.database.prepare("SELECT reason FROM outbox_states WHERE state = 'failed'").scalar()?.string
         #expect(reason?.contains("32 KB") == true)
 
         // The next due sync diffs it again and counts it again; nothing else is re-sent.

@@ -49,4 +49,33 @@ import Testing
         #expect(template.text(userId: "u", value: .bool(true), messageId: "m").contains(#""event":"Audience Entered""#))
         #expect(template.text(userId: "u", value: .bool(false), messageId: "m").contains(#""event":"Audience Exited""#))
     }
+
+    /// The per-run id maker hashes the shared text once; its ids must be exactly `messageID`'s,
+    /// for ids and values of any length (across SHA-256's 64-byte blocks) and any bytes.
+    @Test func theRunsIdMakerGivesExactlyTheMessageIds() {
+        let longId = String(repeating: "ü", count: 70)
+        for (key, destination, runId) in [("k", "d", Int64(1)), ("order_completed_last_30days", "segment_prod", 123_456_789)] {
+            let maker = SyncMessage.MessageIDs(key: key, destination: destination, runId: runId)
+            for userId in ["u", "", "user-0000001", longId, "a\u{0}b", "é", "e\u{301}", "😀"] {
+                for value in ["true", "false", "null", "78.99", #""a \"quoted\" text""#, String(repeating: "9", count: 130)] {
+                    let expected = SyncMessage.messageID(
+                        key: key, destination: destination, userId: userId, value: value, runId: runId)
+                    #expect(maker.id(userId: userId, value: value) == expected)
+                }
+            }
+        }
+        // And ids differ with any field.
+        let maker = SyncMessage.MessageIDs(key: "k", destination: "d", runId: 1)
+        #expect(maker.id(userId: "u", value: "true") != maker.id(userId: "u", value: "false"))
+        #expect(maker.id(userId: "u", value: "true") != SyncMessage.MessageIDs(key: "k", destination: "d", runId: 2).id(userId: "u", value: "true"))
+    }
+
+    @Test func writingIntoABufferGivesTheText() {
+        let template = SyncMessage.Template(key: "k", kind: .computedTrait, sendAs: .identify, spaceID: "spa", now: 0)
+        var buffer: [UInt8] = Array(repeating: 65, count: 4_000)
+        for (userId, value) in [("a-long-user-id-\(String(repeating: "x", count: 300))", JSONValue.int(3)), ("u", .string("é\"\n"))] {
+            template.write(userId: userId, value: value, messageId: "m-1", into: &buffer)
+            #expect(String(decoding: buffer, as: UTF8.self) == template.body(userId: userId, value: value, messageId: "m-1").jsonString)
+        }
+    }
 }

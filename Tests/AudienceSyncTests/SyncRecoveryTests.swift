@@ -21,7 +21,7 @@ import Testing
 
         // The rerun (not due yet by schedule: the interrupted run never completed) finishes the work.
         let pendingIds = try harness.store.database.prepare(
-            "SELECT message_id FROM outbox WHERE state = 'pending' ORDER BY id"
+            "SELECT message_id FROM outbox_states WHERE state = 'pending' ORDER BY id"
         ).rows().compactMap { $0[0].string }
         let rerun = RecordingDestination()
         let report = try await harness.sync(now: demoNow + 60_000, destination: rerun)
@@ -48,7 +48,7 @@ import Testing
         #expect(first.exitStatus == 1)
         #expect(try harness.snapshot("nps_detractors").keys.sorted() == ["u_ben", "u_hana"])
         let failedMessageId = try harness.store.database.prepare(
-            "SELECT message_id FROM outbox WHERE state = 'failed'"
+            "SELECT message_id FROM outbox_states WHERE state = 'failed'"
         ).scalar()?.string
         let again = RecordingDestination()
         let second = try await harness.sync(now: demoLater, definitions: ["nps_detractors"], destination: again)

@@ -145,7 +145,7 @@ import Testing
         #expect(try Set(setup.harness.snapshot("order_completed_last_30days").keys).isDisjoint(with: acknowledged))
         #expect(try setup.harness.snapshot("order_completed_last_30days").count == 5)
         let pendingIds = try setup.harness.store.database.prepare(
-            "SELECT message_id FROM outbox WHERE state = 'pending' ORDER BY id"
+            "SELECT message_id FROM outbox_states WHERE state = 'pending' ORDER BY id"
         ).rows().compactMap { $0[0].string }
 
         let rerun = RecordingDestination()

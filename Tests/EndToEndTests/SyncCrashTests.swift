@@ -69,14 +69,14 @@ import Testing
         let found = poll {
             guard first.isRunning else { return true }
             pendingIds = (try? Self.strings(
-                database, "SELECT message_id FROM outbox WHERE destination = 'slow' AND state = 'pending' ORDER BY id"))
+                database, "SELECT message_id FROM outbox_states WHERE destination = 'slow' AND state = 'pending' ORDER BY id"))
                 ?? []
             return !pendingIds.isEmpty
         }
         #expect(found && first.isRunning, "the sync exited or never got blocked: \(first.stderr)")
         try #require(!pendingIds.isEmpty)
         // The first definition got through to outbox before slow blocked: mid-way through the run.
-        let deliveredBefore = try Self.strings(database, "SELECT message_id FROM outbox WHERE state = 'delivered'")
+        let deliveredBefore = try Self.strings(database, "SELECT message_id FROM outbox_states WHERE state = 'delivered'")
         #expect(!deliveredBefore.isEmpty)
 
         // Meanwhile a second sync exits 3 at once.

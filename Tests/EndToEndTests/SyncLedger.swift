@@ -50,7 +50,7 @@ struct StoreView: Equatable {
             """
             SELECT o.id, o.run_id, o.key, o.destination, o.user_id, o.value, o.removes, o.message_id, m.message, o.state,
                 o.created_at
-            FROM outbox o LEFT JOIN outbox_messages m ON m.id = o.id ORDER BY o.id
+            FROM outbox_states o LEFT JOIN outbox_messages m ON m.id = o.id ORDER BY o.id
             """
         ).rows().map { row in
             OutboxRow(

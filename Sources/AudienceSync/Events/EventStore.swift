@@ -79,7 +79,8 @@ public final class EventStore {
         //   user). An audience keeps only its `true` rows; a computed trait a row per user with a value.
         //   The primary key serves the diff's joins.
         // - `outbox`: every message a sync decided to send, with its final bytes, so a rerun after a
-        //   crash re-sends the same message (same messageId). `state` moves pending → delivered|failed.
+        //   crash re-sends the same message (same messageId). `state` moves pending → delivered|failed
+        //   (from schema 4, a delivered row may keep 'pending' under its pair's mark: see `outbox_marks`).
         //   `removes` is 1 when acknowledging the change deletes the user's snapshot row (an audience
         //   exit, a computed trait gone), since a trait's value may itself be `false`.
         // - `runs`: one row per synced pair per sync; AUTOINCREMENT so that a run id is never reused
@@ -163,6 +164,31 @@ public final class EventStore {
         ALTER TABLE outbox_v3 RENAME TO outbox;
         CREATE INDEX outbox_pending ON outbox (key, destination, id) WHERE state = 'pending';
         CREATE INDEX outbox_by_run ON outbox (run_id);
+        """,
+        // Acknowledging without rewriting each outbox row: a pair's `through_id` says that every
+        // outbox row of the pair with an id up to it is resolved, so a row whose `state` still says
+        // 'pending' there was delivered (failures are written on their rows as before). Delivery
+        // takes the pair's pending rows in id order and moves the mark only over a batch the
+        // destination acknowledged whole, so the mark never passes a row that is still owed. Rows
+        // written later get larger ids (the outbox's largest id is never deleted), so a mark never
+        // covers a row written after it. `outbox_states` shows each row with its effective state.
+        """
+        CREATE TABLE outbox_marks (
+            key TEXT NOT NULL,
+            destination TEXT NOT NULL,
+            through_id INTEGER NOT NULL,
+            PRIMARY KEY (key, destination)
+        ) WITHOUT ROWID;
+        CREATE VIEW outbox_states AS
+        SELECT o.id, o.run_id, o.key, o.destination, o.user_id, o.value, o.removes, o.message_id,
+            CASE
+                WHEN o.state = 'pending' AND o.id <= coalesce(
+                    (SELECT m.through_id FROM outbox_marks m WHERE m.key = o.key AND m.destination = o.destination), 0)
+                THEN 'delivered'
+                ELSE o.state
+            END AS state,
+            o.reason, o.created_at, o.updated_at
+        FROM outbox o;
         """,
     ]
 

@@ -72,7 +72,7 @@ final class PairDiffer {
             """
             SELECT user_id, value, 0, 0 FROM snapshots WHERE key = ?1 AND destination = ?2
             UNION ALL
-            SELECT user_id, value, removes, id FROM outbox WHERE key = ?1 AND destination = ?2 AND state = 'pending'
+            SELECT user_id, value, removes, id FROM outbox WHERE \(SyncState.pendingOfBoundPair)
             ORDER BY 1, 4
             """)
         defer { base.reset() }

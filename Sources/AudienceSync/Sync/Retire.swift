@@ -151,7 +151,8 @@ extension Syncer {
         try database.prepare(
             """
             SELECT destination FROM snapshots WHERE key = ?1
-            UNION SELECT destination FROM outbox WHERE key = ?1 AND state = 'pending'
+            UNION SELECT o.destination FROM outbox o WHERE o.key = ?1 AND o.state = 'pending' AND o.id > coalesce(
+                (SELECT m.through_id FROM outbox_marks m WHERE m.key = o.key AND m.destination = o.destination), 0)
             UNION SELECT destination FROM pairs WHERE key = ?1
             ORDER BY 1
             """
@@ -227,7 +228,7 @@ extension Syncer {
             let left = try state.count(
                 """
                 SELECT (SELECT count(*) FROM snapshots WHERE key = ?1 AND destination = ?2)
-                     + (SELECT count(*) FROM outbox WHERE key = ?1 AND destination = ?2 AND state = 'pending')
+                     + (SELECT count(*) FROM outbox WHERE \(SyncState.pendingOfBoundPair))
                 """, values)
             guard left == 0 else { return false }
             try database.prepare("DELETE FROM pairs WHERE key = ?1 AND destination = ?2").execute(values)

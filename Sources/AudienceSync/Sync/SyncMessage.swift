@@ -17,6 +17,44 @@ public enum SyncMessage {
         return "as-\(runId)-" + String(SHA256.hex(Array(text.utf8)).prefix(40))
     }
 
+    /// `messageID(key:destination:userId:value:runId:)` for the changes of one pair and run: the
+    /// text they share is hashed once, and nothing but the id itself is allocated per change.
+    public struct MessageIDs {
+        private let head: SHA256
+        private let runId: [UInt8]
+        private let prefix: [UInt8]
+
+        public init(key: String, destination: String, runId: Int64) {
+            var head = SHA256()
+            head.update(Array("audience-sync/1\u{0}\(key)\u{0}\(destination)\u{0}".utf8))
+            self.head = head
+            self.runId = Array(String(runId).utf8)
+            prefix = Array("as-\(runId)-".utf8)
+        }
+
+        public func id(userId: String, value: String) -> String {
+            var hasher = head
+            hasher.update(userId.utf8)
+            hasher.update(CollectionOfOne(0))
+            hasher.update(value.utf8)
+            hasher.update(CollectionOfOne(0))
+            hasher.update(runId)
+            let digest = hasher.finalize()
+            return String(unsafeUninitializedCapacity: prefix.count + 40) { text in
+                for (index, byte) in prefix.enumerated() { text[index] = byte }
+                for index in 0..<20 {
+                    text[prefix.count + 2 * index] = Self.hexDigit(digest[index] >> 4)
+                    text[prefix.count + 2 * index + 1] = Self.hexDigit(digest[index] & 0xF)
+                }
+                return prefix.count + 40
+            }
+        }
+
+        @inline(__always) private static func hexDigit(_ value: UInt8) -> UInt8 {
+            value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
+        }
+    }
+
     /// The largest message, in bytes of its JSON text, a sync sends: Segment's limit on one call
     /// (SPEC §6.2). It holds for every destination, so that what a pair sends does not depend on
     /// where it goes and `diff` can tell before sending.
@@ -112,6 +150,14 @@ public enum SyncMessage {
         /// written straight from the parts that do not change between messages.
         public func text(userId: String, value: JSONValue, messageId: String) -> String {
             var bytes: [UInt8] = []
+            write(userId: userId, value: value, messageId: messageId, into: &bytes)
+            return String(decoding: bytes, as: UTF8.self)
+        }
+
+        /// Writes `text(userId:value:messageId:)` into `bytes`, replacing what it held (its
+        /// capacity is kept, so a buffer reused for every message of a run allocates once).
+        public func write(userId: String, value: JSONValue, messageId: String, into bytes: inout [UInt8]) {
+            bytes.removeAll(keepingCapacity: true)
             bytes.reserveCapacity(fixedBytes + userId.utf8.count + messageId.utf8.count + 16)
             let track = kind == .audience && sendAs == .track
             bytes.append(contentsOf: track ? Self.trackHead : Self.identifyHead)
@@ -126,7 +172,6 @@ public enum SyncMessage {
             bytes.append(contentsOf: contextAndMessageId)
             JSONValue.writeString(messageId, into: &bytes)
             bytes.append(contentsOf: timestampAndEnd)
-            return String(decoding: bytes, as: UTF8.self)
         }
 
         /// The length in bytes of `text(userId:value:messageId:)` for a messageId of

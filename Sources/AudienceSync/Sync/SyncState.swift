@@ -20,14 +20,41 @@ struct SyncState {
         (try database.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'runs'").scalar()?.int64 ?? 0) + 1
     }
 
-    /// The pairs with pending outbox work, oldest work first.
+    /// SQL: the delivery mark of the pair bound as `?1` (key) and `?2` (destination): every
+    /// outbox row of the pair with an id up to it is resolved (schema 4, `outbox_marks`).
+    static let markOfBoundPair =
+        "coalesce((SELECT through_id FROM outbox_marks WHERE key = ?1 AND destination = ?2), 0)"
+
+    /// SQL: the pair's (`?1`, `?2`) outbox rows still owed to the destination, through the partial
+    /// index `outbox_pending` and above the pair's mark.
+    static let pendingOfBoundPair =
+        "key = ?1 AND destination = ?2 AND state = 'pending' AND id > \(markOfBoundPair)"
+
+    /// The number of the pair's outbox messages still owed to the destination.
+    func pendingCount(key: String, destination: String) throws -> Int {
+        try count("SELECT count(*) FROM outbox WHERE \(Self.pendingOfBoundPair)", [.text(key), .text(destination)])
+    }
+
+    /// The pairs with pending outbox work, oldest work first. The pairs that have rows in the
+    /// partial index are found by seeking from one to the next (a handful of pairs, however many
+    /// rows), then each is asked for its oldest row above its mark.
     func pendingPairs() throws -> [(key: String, destination: String)] {
-        try database.prepare(
-            "SELECT key, destination FROM outbox WHERE state = 'pending' GROUP BY key, destination ORDER BY min(id)"
-        ).rows().compactMap { row in
-            guard let key = row[0].string, let destination = row[1].string else { return nil }
-            return (key, destination)
+        let first = try database.prepare(
+            "SELECT key, destination FROM outbox WHERE state = 'pending' ORDER BY key, destination LIMIT 1")
+        let next = try database.prepare(
+            """
+            SELECT key, destination FROM outbox WHERE state = 'pending' AND (key, destination) > (?1, ?2)
+            ORDER BY key, destination LIMIT 1
+            """)
+        let oldest = try database.prepare("SELECT min(id) FROM outbox WHERE \(Self.pendingOfBoundPair)")
+        var found: [(key: String, destination: String, oldest: Int64)] = []
+        var row = try first.rows().first
+        while let current = row, let key = current[0].string, let destination = current[1].string {
+            let pair: [SQLiteValue] = [.text(key), .text(destination)]
+            if let id = try oldest.scalar(pair)?.int64 { found.append((key, destination, id)) }
+            row = try next.rows(pair).first
         }
+        return found.sorted { $0.oldest < $1.oldest }.map { ($0.key, $0.destination) }
     }
 
     /// Pending outbox messages of a pair, in outbox order.
@@ -35,7 +62,8 @@ struct SyncState {
         try database.prepare(
             """
             SELECT o.id, o.user_id, o.message_id, m.message FROM outbox o JOIN outbox_messages m ON m.id = o.id
-            WHERE o.key = ?1 AND o.destination = ?2 AND o.state = 'pending' AND o.id > ?3 ORDER BY o.id LIMIT ?4
+            WHERE o.key = ?1 AND o.destination = ?2 AND o.state = 'pending' AND o.id > max(?3, \(Self.markOfBoundPair))
+            ORDER BY o.id LIMIT ?4
             """
         ).rows([.text(key), .text(destination), .integer(id), .integer(Int64(limit))]).compactMap { row in
             guard let id = row[0].int64, let userId = row[1].string, let messageId = row[2].string,

@@ -34,8 +34,7 @@ public struct SyncStatus: Sendable {
                     key: pair.key, destination: pair.destination.name, lastSyncedAt: lastSyncedAt,
                     nextDueAt: pair.nextDueAt(lastSyncedAt: lastSyncedAt, now: now),
                     synced: try state.count("SELECT count(*) FROM snapshots WHERE key = ?1 AND destination = ?2", values),
-                    pending: try state.count(
-                        "SELECT count(*) FROM outbox WHERE key = ?1 AND destination = ?2 AND state = 'pending'", values),
+                    pending: try state.pendingCount(key: pair.key, destination: pair.destination.name),
                     failed: Int(lastRun?[1].int64 ?? 0), lastOutcome: outcome))
         }
         status.orphaned = try state.orphans(known: engine.definitions.knownPairs()).map {

@@ -213,10 +213,19 @@ public final class Syncer {
                 continue
             }
             let started = clock()
+            let phases = ContinuousClock.now
             let (runId, invalid) = try writeOutbox(pair, differ: differ, firstSync: item.firstSync, now: now)
+            let outboxWritten = ContinuousClock.now
             item.invalid += invalid.count
             report.warnings += Self.invalidWarnings(invalid, key: pair.key, destination: pair.destination.name)
             let outcome = try await deliver(key: pair.key, destinationName: pair.destination.name, to: destination)
+            logger.debug(
+                "pair timings",
+                metadata: [
+                    "key": "\(pair.key)", "destination": "\(pair.destination.name)",
+                    "diff_and_outbox_s": "\(Self.seconds(outboxWritten - phases))",
+                    "delivery_s": "\(Self.seconds(ContinuousClock.now - outboxWritten))",
+                ])
             item.sent += outcome.delivered
             item.failed += outcome.failed + invalid.count
             item.pending += outcome.pending
@@ -241,27 +250,36 @@ public final class Syncer {
         return report
     }
 
+    /// Seconds of `duration`, to the millisecond, for the debug log's timings.
+    static func seconds(_ duration: Swift.Duration) -> Double {
+        let (seconds, attoseconds) = duration.components
+        let exact = Double(seconds) + Double(attoseconds) / 1e18
+        return (exact * 1000).rounded() / 1000
+    }
+
     /// How long delivered outbox rows are kept, by the `now` of the run that wrote them: a week of
     /// what was sent, for questions about it, without the store growing by every message forever.
     public static let deliveredRetentionMilliseconds: Int64 = 7 * 24 * 3_600_000
 
     /// Deletes the delivered outbox rows (and message texts) of runs that started more than
-    /// `deliveredRetentionMilliseconds` before `now`. Pending and failed rows always stay. It runs
-    /// before anything is sent, so what this sync delivers is there to read after it; it finds the
-    /// rows through `runs` and the outbox's run index, never by scanning the outbox.
+    /// `deliveredRetentionMilliseconds` before `now`. Pending and failed rows always stay, and so
+    /// does the row with the largest id, so that ids keep growing (a pair's delivery mark must
+    /// never cover a row written after it). It runs before anything is sent, so what this sync
+    /// delivers is there to read after it; it finds the rows through `runs` and the outbox's run
+    /// index, never by scanning the outbox.
     func pruneDeliveredMessages(now: Int64) throws {
         let cutoff: [SQLiteValue] = [.integer(now - Self.deliveredRetentionMilliseconds)]
+        // A run's rows are all of its pair, so the pair's mark is looked up once per run.
+        let delivered = """
+            SELECT o.id FROM runs r JOIN outbox o ON o.run_id = r.id
+            WHERE r.started_at < ?1 AND o.id < (SELECT max(id) FROM outbox) AND (
+                o.state = 'delivered' OR (o.state = 'pending' AND o.id <= coalesce(
+                    (SELECT m.through_id FROM outbox_marks m WHERE m.key = r.key AND m.destination = r.destination), 0))
+            )
+            """
         try database.inTransaction(.immediate) {
-            try database.prepare(
-                """
-                DELETE FROM outbox_messages WHERE id IN (
-                    SELECT o.id FROM runs r JOIN outbox o ON o.run_id = r.id WHERE r.started_at < ?1 AND o.state = 'delivered'
-                )
-                """
-            ).execute(cutoff)
-            try database.prepare(
-                "DELETE FROM outbox WHERE state = 'delivered' AND run_id IN (SELECT id FROM runs WHERE started_at < ?1)"
-            ).execute(cutoff)
+            try database.prepare("DELETE FROM outbox_messages WHERE id IN (\(delivered))").execute(cutoff)
+            try database.prepare("DELETE FROM outbox WHERE id IN (\(delivered))").execute(cutoff)
         }
     }
 
@@ -278,38 +296,71 @@ public final class Syncer {
     private func writeOutbox(_ pair: SyncPair, differ: PairDiffer, firstSync: Bool, now: Int64) throws
         -> (runId: Int64, invalid: [InvalidMessage])
     {
+        let started = ContinuousClock.now
         _ = try differ.load(pair, now: now)
+        logger.debug(
+            "pair diffed",
+            metadata: [
+                "key": "\(pair.key)", "destination": "\(pair.destination.name)",
+                "seconds": "\(Self.seconds(ContinuousClock.now - started))",
+            ])
         return try database.inTransaction(.immediate) {
             try database.prepare("INSERT INTO runs (started_at, key, destination, first_sync) VALUES (?1, ?2, ?3, ?4)")
                 .execute([.integer(now), .text(pair.key), .text(pair.destination.name), .integer(firstSync ? 1 : 0)])
             let runId = database.lastInsertRowID
-            let insert = try database.prepare(
+            let template = SyncMessage.Template(
+                definition: pair.definition, sendAs: pair.destination.sendAs, spaceID: configuration.spaceID, now: now)
+            let messageIDs = SyncMessage.MessageIDs(key: pair.key, destination: pair.destination.name, runId: runId)
+            // Two set-based statements, the messageIds and texts computed by SQL functions of this
+            // run: no statement per change, no row through Swift but the values the functions need.
+            try database.defineFunction("audience_sync_message_id", arguments: 2) { call in
+                guard let userId = call.text(0), let value = call.text(1) else {
+                    return call.fail("audience_sync_message_id: a change without user id or value")
+                }
+                call.result(text: messageIDs.id(userId: userId, value: value))
+            }
+            var body: [UInt8] = []
+            var invalid: [(id: Int64, message: InvalidMessage)] = []
+            try database.defineFunction("audience_sync_message", arguments: 4) { call in
+                guard let userId = call.text(1), let text = call.text(2), let messageId = call.text(3) else {
+                    return call.fail("audience_sync_message: an outbox row without user id, value or messageId")
+                }
+                let value: JSONValue
+                do {
+                    value = try Self.value(of: text)
+                } catch {
+                    return call.fail("audience_sync_message: the value of \(userId) is not JSON: \(error)")
+                }
+                template.write(userId: userId, value: value, messageId: messageId, into: &body)
+                if let reason = SyncMessage.invalidReason(size: body.count) {
+                    invalid.append((call.int64(0), InvalidMessage(userId: userId, reason: reason)))
+                }
+                body.withUnsafeBytes { call.result(text: $0) }
+            }
+            try database.prepare(
                 """
                 INSERT INTO outbox (
                     run_id, key, destination, user_id, value, removes, message_id, state, reason, created_at, updated_at
                 )
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9, ?10, ?8, ?8)
-                """, persistent: true)
-            let insertMessage = try database.prepare(
-                "INSERT INTO outbox_messages (id, message) VALUES (?1, ?2)", persistent: true)
-            var invalid: [InvalidMessage] = []
-            let template = SyncMessage.Template(
-                definition: pair.definition, sendAs: pair.destination.sendAs, spaceID: configuration.spaceID, now: now)
-            try differ.forEachChange(pair) { change in
-                let message = try Self.message(for: change, of: pair, runId: runId, template: template)
-                let body = message.body
-                let reason = SyncMessage.invalidReason(body)
-                if let reason { invalid.append(InvalidMessage(userId: change.userId, reason: reason)) }
-                try insert.execute([
-                    .integer(runId), .text(pair.key), .text(pair.destination.name), .text(change.userId),
-                    .text(change.value), .integer(change.removes ? 1 : 0), .text(message.messageId),
-                    .integer(now), .text(reason == nil ? "pending" : "failed"), .text(reason),
-                ])
-                try insertMessage.execute([.integer(database.lastInsertRowID), .text(body)])
+                SELECT ?1, ?2, ?3, user_id, value, removes, audience_sync_message_id(user_id, value), 'pending', NULL, ?4, ?4
+                FROM temp.sync_changes ORDER BY seq
+                """
+            ).execute([.integer(runId), .text(pair.key), .text(pair.destination.name), .integer(now)])
+            try database.prepare(
+                """
+                INSERT INTO outbox_messages (id, message)
+                SELECT id, audience_sync_message(id, user_id, value, message_id) FROM outbox WHERE run_id = ?1 ORDER BY id
+                """
+            ).execute([.integer(runId)])
+            // A message that can never be sent is written as failed, with its reason.
+            let markInvalid = try database.prepare("UPDATE outbox SET state = 'failed', reason = ?2 WHERE id = ?1")
+            for (id, message) in invalid {
+                try markInvalid.execute([.integer(id), .text(message.reason)])
             }
-            return (runId, invalid)
+            return (runId, invalid.map(\.message))
         }
     }
+
 
     /// The warnings for a pair's messages that can never be sent: the first few users and reasons.
     static func invalidWarnings(_ invalid: [InvalidMessage], key: String, destination: String) -> [String] {
@@ -331,11 +382,16 @@ public final class Syncer {
 
     /// The value a change sends (its JSON text parsed; the common ones without parsing).
     static func value(of change: PairChange) throws -> JSONValue {
-        switch change.value {
+        try value(of: change.value)
+    }
+
+    /// A value's JSON text parsed (the common ones without parsing).
+    static func value(of text: String) throws -> JSONValue {
+        switch text {
         case "true": return .bool(true)
         case "false": return .bool(false)
         case "null": return .null
-        default: return try JSONValue.parse(change.value)
+        default: return try JSONValue.parse(text)
         }
     }
 
@@ -348,10 +404,7 @@ public final class Syncer {
         let size = max(1, batchSize ?? destination.preferredBatchSize ?? 500)
         var delivered = 0
         var failed = 0
-        var lastId: Int64 = 0
-        let total = try state.count(
-            "SELECT count(*) FROM outbox WHERE key = ?1 AND destination = ?2 AND state = 'pending'",
-            [.text(key), .text(destinationName)])
+        let total = try state.pendingCount(key: key, destination: destinationName)
         progress?(DeliveryProgress(key: key, destination: destinationName, done: 0, total: total))
         let markDelivered = try database.prepare(
             "UPDATE outbox SET state = 'delivered', updated_at = ?2 WHERE id = ?1", persistent: true)
@@ -368,34 +421,44 @@ public final class Syncer {
             DELETE FROM snapshots WHERE (key, destination, user_id) IN
                 (SELECT key, destination, user_id FROM outbox WHERE id = ?1 AND removes = 1)
             """, persistent: true)
-        // The same three steps for a whole batch of the pair's pending rows with ids in (?3, ?4].
+        // The same for a whole batch of the pair's pending rows with ids in (?3, ?4]: the snapshot
+        // written set-based, and the rows marked delivered by moving the pair's mark to ?4 rather
+        // than by rewriting each of them (see `outbox_marks`).
         let applyRange = try database.prepare(
             """
             INSERT INTO snapshots (key, destination, user_id, value)
             SELECT key, destination, user_id, value FROM outbox
-            WHERE key = ?1 AND destination = ?2 AND state = 'pending' AND id > ?3 AND id <= ?4 AND removes = 0
+            WHERE key = ?1 AND destination = ?2 AND state = 'pending' AND id > max(?3, \(SyncState.markOfBoundPair)) AND id <= ?4 AND removes = 0
             ON CONFLICT (key, destination, user_id) DO UPDATE SET value = excluded.value
             """, persistent: true)
         let removeRange = try database.prepare(
             """
             DELETE FROM snapshots WHERE key = ?1 AND destination = ?2 AND user_id IN (
                 SELECT user_id FROM outbox
-                WHERE key = ?1 AND destination = ?2 AND state = 'pending' AND id > ?3 AND id <= ?4 AND removes = 1
+                WHERE key = ?1 AND destination = ?2 AND state = 'pending' AND id > max(?3, \(SyncState.markOfBoundPair)) AND id <= ?4 AND removes = 1
             )
             """, persistent: true)
-        let markRangeDelivered = try database.prepare(
+        let countRange = try database.prepare(
+            "SELECT count(*) FROM outbox WHERE key = ?1 AND destination = ?2 AND state = 'pending' AND id > max(?3, \(SyncState.markOfBoundPair)) AND id <= ?4",
+            persistent: true)
+        let moveMark = try database.prepare(
             """
-            UPDATE outbox SET state = 'delivered', updated_at = ?5
-            WHERE key = ?1 AND destination = ?2 AND state = 'pending' AND id > ?3 AND id <= ?4
+            INSERT INTO outbox_marks (key, destination, through_id) VALUES (?1, ?2, ?3)
+            ON CONFLICT (key, destination) DO UPDATE SET through_id = max(through_id, excluded.through_id)
             """, persistent: true)
-        while true {
-            let batch = try state.pendingMessages(key: key, destination: destinationName, after: lastId, limit: size)
-            guard let last = batch.last else { break }
-            let batchStart = lastId
-            lastId = last.id
+        // One batch is always on its way while the last answer is recorded: once a batch is
+        // acknowledged whole, the next is read and handed to the destination before the store
+        // records the first, so that writing to the destination and writing the store overlap.
+        // Batches still reach the destination one after another, in outbox order; a crash while
+        // the next batch is out leaves both pending, to be sent again with the same messageIds.
+        var batch = try state.pendingMessages(key: key, destination: destinationName, after: 0, limit: size)
+        var answer = batch.isEmpty ? nil : Self.send(batch, to: destination)
+        var batchStart: Int64 = 0
+        while let sent = answer, let last = batch.last {
+            answer = nil
             let results: [DeliveryResult]
             do {
-                results = try await destination.deliver(batch)
+                results = try await sent.value
             } catch {
                 logger.error(
                     "delivery interrupted; the messages stay pending",
@@ -406,42 +469,58 @@ public final class Syncer {
                 throw AudienceSyncError(
                     .delivery, "destination \(destinationName) answered \(results.count) results for \(batch.count) messages")
             }
+            let whole = results.allSatisfy({ $0 == .acknowledged }) && Set(batch.map(\.userId)).count == batch.count
+            var next: [OutboundMessage] = []
+            if whole {
+                next = try state.pendingMessages(key: key, destination: destinationName, after: last.id, limit: size)
+                if !next.isEmpty { answer = Self.send(next, to: destination) }
+            }
             let updatedAt = clock()
             var leftPending: String?
-            if results.allSatisfy({ $0 == .acknowledged }), Set(batch.map(\.userId)).count == batch.count {
-                // The common case, set-based: the batch is exactly the pair's pending rows in
-                // (after, last], each user once, so the order of the snapshot writes does not matter.
-                let range: [SQLiteValue] = [
-                    .text(key), .text(destinationName), .integer(batchStart), .integer(last.id), .integer(updatedAt),
-                ]
-                try database.inTransaction(.immediate) {
-                    try applyRange.execute(Array(range.prefix(4)))
-                    try removeRange.execute(Array(range.prefix(4)))
-                    let marked = try markRangeDelivered.execute(range)
-                    guard marked == batch.count else {
-                        throw AudienceSyncError(
-                            .delivery, "outbox of \(key) → \(destinationName) changed during delivery (\(marked) of \(batch.count) rows)")
+            do {
+                if whole {
+                    // The common case, set-based: the batch is exactly the pair's pending rows in
+                    // (after, last], each user once, so the order of the snapshot writes does not
+                    // matter. Every earlier row of the pair is resolved (delivery goes in id order
+                    // and stops at the first batch not resolved whole), so the mark may move to
+                    // the batch's last id.
+                    let range: [SQLiteValue] = [
+                        .text(key), .text(destinationName), .integer(batchStart), .integer(last.id),
+                    ]
+                    try database.inTransaction(.immediate) {
+                        let marked = Int(try countRange.scalar(range)?.int64 ?? 0)
+                        guard marked == batch.count else {
+                            throw AudienceSyncError(
+                                .delivery,
+                                "outbox of \(key) → \(destinationName) changed during delivery (\(marked) of \(batch.count) rows)")
+                        }
+                        try applyRange.execute(range)
+                        try removeRange.execute(range)
+                        try moveMark.execute([.text(key), .text(destinationName), .integer(last.id)])
+                    }
+                    delivered += batch.count
+                } else {
+                    try database.inTransaction(.immediate) {
+                        for (message, result) in zip(batch, results) {
+                            switch result {
+                            case .acknowledged:
+                                try markDelivered.execute([.integer(message.id), .integer(updatedAt)])
+                                try apply.execute([.integer(message.id)])
+                                try remove.execute([.integer(message.id)])
+                                delivered += 1
+                            case .failed(let reason):
+                                try markFailed.execute([.integer(message.id), .text(reason), .integer(updatedAt)])
+                                failed += 1
+                            case .pending(let reason):
+                                leftPending = leftPending ?? reason
+                            }
+                        }
                     }
                 }
-                delivered += batch.count
-                progress?(DeliveryProgress(key: key, destination: destinationName, done: delivered + failed, total: total))
-                continue
-            }
-            try database.inTransaction(.immediate) {
-                for (message, result) in zip(batch, results) {
-                    switch result {
-                    case .acknowledged:
-                        try markDelivered.execute([.integer(message.id), .integer(updatedAt)])
-                        try apply.execute([.integer(message.id)])
-                        try remove.execute([.integer(message.id)])
-                        delivered += 1
-                    case .failed(let reason):
-                        try markFailed.execute([.integer(message.id), .text(reason), .integer(updatedAt)])
-                        failed += 1
-                    case .pending(let reason):
-                        leftPending = leftPending ?? reason
-                    }
-                }
+            } catch {
+                // The next batch may be on its way: let it land before giving up (it stays pending).
+                _ = try? await answer?.value
+                throw error
             }
             progress?(DeliveryProgress(key: key, destination: destinationName, done: delivered + failed, total: total))
             if let leftPending {
@@ -450,11 +529,24 @@ public final class Syncer {
                     metadata: ["key": "\(key)", "destination": "\(destinationName)", "reason": "\(leftPending)"])
                 break
             }
+            if !whole {
+                next = try state.pendingMessages(key: key, destination: destinationName, after: last.id, limit: size)
+                if !next.isEmpty { answer = Self.send(next, to: destination) }
+            }
+            batchStart = last.id
+            batch = next
         }
-        let pending = try state.count(
-            "SELECT count(*) FROM outbox WHERE key = ?1 AND destination = ?2 AND state = 'pending'",
-            [.text(key), .text(destinationName)])
+        let pending = try state.pendingCount(key: key, destination: destinationName)
         return (delivered, failed, pending)
+    }
+
+    /// Hands `batch` to `destination` on a task of its own. The destination is used by one
+    /// delivery at a time: the syncer awaits each answer before it sends the next batch.
+    private static func send(_ batch: [OutboundMessage], to destination: any Destination)
+        -> Task<[DeliveryResult], any Error>
+    {
+        let box = DestinationBox(destination: destination)
+        return Task { try await box.destination.deliver(batch) }
     }
 
     /// Records a run's counts and outcome. A run with nothing left pending is complete: the pair's
@@ -463,7 +555,13 @@ public final class Syncer {
         try database.inTransaction(.immediate) {
             let row = try database.prepare(
                 """
-                SELECT sum(state = 'delivered'), sum(state = 'failed'), sum(state = 'pending') FROM outbox WHERE run_id = ?1
+                SELECT sum(o.state = 'delivered' OR (o.state = 'pending' AND o.id <= m.mark)), sum(o.state = 'failed'),
+                    sum(o.state = 'pending' AND o.id > m.mark)
+                FROM outbox o, (
+                    SELECT coalesce((SELECT k.through_id FROM outbox_marks k WHERE k.key = r.key AND k.destination = r.destination), 0) AS mark
+                    FROM runs r WHERE r.id = ?1
+                ) m
+                WHERE o.run_id = ?1
                 """
             ).rows([.integer(runId)]).first ?? []
             let sent = row.first?.int64 ?? 0
@@ -494,4 +592,10 @@ public final class Syncer {
         ).rows([.text(key), .text(destination)]).compactMap { $0[0].int64 }
         for runId in runs { try finishRun(runId, durationMilliseconds: nil) }
     }
+}
+
+/// A destination carried to the task that delivers one batch; sound because a destination only
+/// ever has one batch in flight (see `Syncer.send`).
+private struct DestinationBox: @unchecked Sendable {
+    let destination: any Destination
 }
