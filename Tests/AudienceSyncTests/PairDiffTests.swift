@@ -166,7 +166,18 @@ import Testing
 
             let model = Self.expected(
                 current: current, snapshot: snapshot, pending: pending, gone: audience ? "false" : "null")
-            let counts = try differ.load(pair, now: demoNow)
+            let counts: PairCounts
+            if seed % 2 == 1 {
+                // In a caller's transaction the diff's savepoint nests and leaves that transaction open.
+                counts = try database.inTransaction(.deferred) {
+                    let counts = try differ.load(pair, now: demoNow)
+                    #expect(database.isInTransaction)
+                    return counts
+                }
+            } else {
+                counts = try differ.load(pair, now: demoNow)
+            }
+            #expect(!database.isInTransaction, "the diff's savepoint is released")
             #expect(counts == model.counts, "seed \(seed), \(pair.key)")
             var changes: [Change] = []
             try differ.forEachChange(pair) { changes.append(Change($0)) }
