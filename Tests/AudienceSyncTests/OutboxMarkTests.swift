@@ -38,7 +38,12 @@ import Testing
         #expect(try database.prepare("SELECT sum(sent), sum(failed) FROM runs").rows().first == [.integer(Int64(rows)), .integer(0)])
         let status = try SyncStatus.load(engine: harness.engine, configuration: harness.configuration, now: demoNow)
         #expect(status.pairs.allSatisfy { $0.pending == 0 })
-        // Nothing is sent again, nor listed as pending by the dry run.
+        // The dry run lays no delivered row over the snapshot as pending work.
+        let dry = try Syncer.dryRun(
+            engine: harness.engine, configuration: harness.configuration,
+            selection: SyncSelection(destinations: ["outbox"], force: true), now: demoNow + 60_000)
+        #expect(!dry.pairs.isEmpty && dry.pairs.allSatisfy { $0.counts.pending == 0 })
+        // Nothing is sent again.
         let again = RecordingDestination()
         _ = try await harness.sync(now: demoNow + 60_000, force: true, destination: again)
         #expect(again.received.isEmpty)

@@ -9,11 +9,18 @@ import Testing
 @Suite struct PairDiffTests {
     /// User ids chosen to trip an ordering that is not SQLite's byte order: upper before lower case,
     /// a precomposed "é" and a decomposed one (equal for Swift's `==`, different bytes), characters
-    /// beyond the BMP, prefixes of one another.
+    /// beyond the BMP, prefixes of one another, and ids longer than the differ's first buffer
+    /// (64 bytes), one a prefix of another, two differing in their last byte only.
     static let userIds: [String] = [
         "A", "B", "Z", "a", "aa", "ab", "b", "u_1", "u_10", "u_2", "\u{E9}", "e\u{301}", "z", "\u{1F600}",
-        "\u{FFFD}", "~", "ä", "\u{7F}x", "u 1", "U_1",
+        "\u{FFFD}", "~", "ä", "\u{7F}x", "u 1", "U_1", String(repeating: "a", count: 70),
+        String(repeating: "a", count: 70) + "b", String(repeating: "\u{E9}", count: 40) + "1",
+        String(repeating: "\u{E9}", count: 40) + "0",
     ]
+
+    /// A computed value longer than the differ's first buffer (the snapshots also hold one that
+    /// differs from it in its last byte only).
+    static let longPlan = String(repeating: "p", count: 90)
 
     static let definitions = [
         "did_thing.yml": """
@@ -98,7 +105,7 @@ import Testing
         var lines: [String] = []
         var currentPlan: [UserBytes: String] = [:]
         for (index, user) in Self.userIds.enumerated() where random.next() % 3 != 0 {
-            let plan = "p\(random.next() % 3)"
+            let plan = ["p0", "p1", "p2", Self.longPlan][Int(random.next() % 4)]
             currentPlan[Array(user.utf8)] = "\"\(plan)\""
             let userJSON = JSONValue.string(user).jsonString
             lines.append(
@@ -116,7 +123,10 @@ import Testing
         for pair in pairs {
             let audience = pair.definition.kind == .audience
             let current = audience ? currentPlan.mapValues { _ in "true" } : currentPlan
-            let values = audience ? ["true"] : ["\"p0\"", "\"p1\"", "\"p2\"", "null", "\"p\\u0030\""]
+            let values =
+                audience
+                ? ["true"]
+                : ["\"p0\"", "\"p1\"", "\"p2\"", "null", "\"p\\u0030\"", "\"\(Self.longPlan)\"", "\"\(Self.longPlan.dropLast())q\""]
             var snapshot: [UserBytes: String] = [:]
             for user in Self.userIds where random.next() % 2 == 0 {
                 snapshot[Array(user.utf8)] = values[Int(random.next() % UInt64(values.count))]
@@ -156,7 +166,18 @@ import Testing
 
             let model = Self.expected(
                 current: current, snapshot: snapshot, pending: pending, gone: audience ? "false" : "null")
-            let counts = try differ.load(pair, now: demoNow)
+            let counts: PairCounts
+            if seed % 2 == 1 {
+                // In a caller's transaction the diff's savepoint nests and leaves that transaction open.
+                counts = try database.inTransaction(.deferred) {
+                    let counts = try differ.load(pair, now: demoNow)
+                    #expect(database.isInTransaction)
+                    return counts
+                }
+            } else {
+                counts = try differ.load(pair, now: demoNow)
+            }
+            #expect(!database.isInTransaction, "the diff's savepoint is released")
             #expect(counts == model.counts, "seed \(seed), \(pair.key)")
             var changes: [Change] = []
             try differ.forEachChange(pair) { changes.append(Change($0)) }

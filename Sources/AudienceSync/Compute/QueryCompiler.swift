@@ -42,7 +42,12 @@ struct QueryCompiler {
         let body: String
         switch definition.kind {
         case .audience:
-            body = "SELECT uid FROM (\(audienceSet(definition))) WHERE uid IS NOT NULL GROUP BY uid ORDER BY uid"
+            // `LIMIT -1` (no limit) keeps SQLite from flattening the set into this query. Flattened,
+            // GROUP BY and ORDER BY would both be on the set's `uid` expression, a `coalesce` with a
+            // subquery, which SQLite never takes for equal to itself: it sorted the members twice
+            // (and evaluated the expression for each of WHERE, GROUP BY and the result).
+            body =
+                "SELECT uid FROM (\(audienceSet(definition)) LIMIT -1) WHERE uid IS NOT NULL GROUP BY uid ORDER BY uid"
         case .computedTrait:
             body = "SELECT uid, value FROM (\(computedValues(definition))) ORDER BY uid"
         }

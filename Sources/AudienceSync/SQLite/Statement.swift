@@ -176,6 +176,14 @@ public struct Row {
     public func double(_ index: Int) -> Double { sqlite3_column_double(statement.handle, Int32(index)) }
     public func isNull(_ index: Int) -> Bool { sqlite3_column_type(statement.handle, Int32(index)) == SQLITE_NULL }
 
+    /// Column `index` as UTF-8 bytes, without making a `String`; nil when it is NULL. The bytes are
+    /// SQLite's: valid only until the statement steps again or is reset.
+    public func textBytes(_ index: Int) -> UnsafeBufferPointer<UInt8>? {
+        let column = Int32(index)
+        guard let base = sqlite3_column_text(statement.handle, column) else { return nil }
+        return UnsafeBufferPointer(start: base, count: Int(sqlite3_column_bytes(statement.handle, column)))
+    }
+
     /// Column `index` as text, or nil when it is NULL.
     public func text(_ index: Int) -> String? {
         let column = Int32(index)
