@@ -28,6 +28,28 @@ import Testing
         #expect(rows.last?.first == .text(""))
     }
 
+    /// Functions the program defines for one statement's use: text in and out (empty text stays
+    /// text, NULL reads as nil), a failure stops the statement with its message, and defining the
+    /// name again replaces the body.
+    @Test func definedFunctionsComputeFailAndCanBeRedefined() throws {
+        let directory = try TemporaryDirectory()
+        let database = try Database(path: directory.file("store.db"))
+        try database.defineFunction("shout", arguments: 2) { call in
+            guard let text = call.text(0) else { return call.fail("shout: no text") }
+            call.result(text: text.uppercased() + String(call.int64(1)))
+        }
+        #expect(try database.prepare("SELECT shout('héllo', 7)").scalar() == .text("HÉLLO7"))
+        #expect(try database.prepare("SELECT shout('', 0)").scalar() == .text("0"))
+        #expect(throws: SQLiteError.self) { try database.prepare("SELECT shout(NULL, 1)").scalar() }
+        do {
+            _ = try database.prepare("SELECT shout(NULL, 1)").scalar()
+        } catch let error as SQLiteError {
+            #expect(error.message.contains("shout: no text"))
+        }
+        try database.defineFunction("shout", arguments: 2) { call in call.result(text: "") }
+        #expect(try database.prepare("SELECT shout('x', 1)").scalar() == .text(""))
+    }
+
     @Test func wrongParameterCountIsAnError() throws {
         let directory = try TemporaryDirectory()
         let database = try Database(path: directory.file("store.db"))
