@@ -151,8 +151,8 @@ extension Syncer {
         try database.prepare(
             """
             SELECT destination FROM snapshots WHERE key = ?1
-            UNION SELECT o.destination FROM outbox o WHERE o.key = ?1 AND o.state = 'pending' AND o.id > coalesce(
-                (SELECT m.through_id FROM outbox_marks m WHERE m.key = o.key AND m.destination = o.destination), 0)
+            UNION SELECT o.destination FROM outbox o WHERE o.key = ?1 AND o.state = 'pending'
+                AND o.id > \(SyncState.mark(key: "o.key", destination: "o.destination"))
             UNION SELECT destination FROM pairs WHERE key = ?1
             ORDER BY 1
             """

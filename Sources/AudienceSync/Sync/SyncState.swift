@@ -20,10 +20,19 @@ struct SyncState {
         (try database.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'runs'").scalar()?.int64 ?? 0) + 1
     }
 
-    /// SQL: the delivery mark of the pair bound as `?1` (key) and `?2` (destination): every
-    /// outbox row of the pair with an id up to it is resolved (schema 4, `outbox_marks`).
-    static let markOfBoundPair =
-        "coalesce((SELECT through_id FROM outbox_marks WHERE key = ?1 AND destination = ?2), 0)"
+    /// SQL: the delivery mark of the pair whose key and destination are the SQL expressions
+    /// `key` and `destination` (bound parameters, or an outer query's columns): every outbox row
+    /// of the pair with an id up to it is resolved (schema 4, `outbox_marks`); 0 without a mark.
+    /// The arguments are the program's own SQL, never user input.
+    static func mark(key: String, destination: String) -> String {
+        """
+        coalesce((SELECT marks.through_id FROM outbox_marks marks \
+        WHERE marks.key = \(key) AND marks.destination = \(destination)), 0)
+        """
+    }
+
+    /// SQL: the delivery mark of the pair bound as `?1` (key) and `?2` (destination).
+    static let markOfBoundPair = mark(key: "?1", destination: "?2")
 
     /// SQL: the pair's (`?1`, `?2`) outbox rows still owed to the destination, through the partial
     /// index `outbox_pending` and above the pair's mark.

@@ -273,8 +273,8 @@ public final class Syncer {
         let delivered = """
             SELECT o.id FROM runs r JOIN outbox o ON o.run_id = r.id
             WHERE r.started_at < ?1 AND o.id < (SELECT max(id) FROM outbox) AND (
-                o.state = 'delivered' OR (o.state = 'pending' AND o.id <= coalesce(
-                    (SELECT m.through_id FROM outbox_marks m WHERE m.key = r.key AND m.destination = r.destination), 0))
+                o.state = 'delivered'
+                OR (o.state = 'pending' AND o.id <= \(SyncState.mark(key: "r.key", destination: "r.destination")))
             )
             """
         try database.inTransaction(.immediate) {
@@ -361,7 +361,6 @@ public final class Syncer {
         }
     }
 
-
     /// The warnings for a pair's messages that can never be sent: the first few users and reasons.
     static func invalidWarnings(_ invalid: [InvalidMessage], key: String, destination: String) -> [String] {
         guard !invalid.isEmpty else { return [] }
@@ -424,23 +423,20 @@ public final class Syncer {
         // The same for a whole batch of the pair's pending rows with ids in (?3, ?4]: the snapshot
         // written set-based, and the rows marked delivered by moving the pair's mark to ?4 rather
         // than by rewriting each of them (see `outbox_marks`).
+        let inRange = "key = ?1 AND destination = ?2 AND state = 'pending' AND id > max(?3, \(SyncState.markOfBoundPair)) AND id <= ?4"
         let applyRange = try database.prepare(
             """
             INSERT INTO snapshots (key, destination, user_id, value)
-            SELECT key, destination, user_id, value FROM outbox
-            WHERE key = ?1 AND destination = ?2 AND state = 'pending' AND id > max(?3, \(SyncState.markOfBoundPair)) AND id <= ?4 AND removes = 0
+            SELECT key, destination, user_id, value FROM outbox WHERE \(inRange) AND removes = 0
             ON CONFLICT (key, destination, user_id) DO UPDATE SET value = excluded.value
             """, persistent: true)
         let removeRange = try database.prepare(
             """
             DELETE FROM snapshots WHERE key = ?1 AND destination = ?2 AND user_id IN (
-                SELECT user_id FROM outbox
-                WHERE key = ?1 AND destination = ?2 AND state = 'pending' AND id > max(?3, \(SyncState.markOfBoundPair)) AND id <= ?4 AND removes = 1
+                SELECT user_id FROM outbox WHERE \(inRange) AND removes = 1
             )
             """, persistent: true)
-        let countRange = try database.prepare(
-            "SELECT count(*) FROM outbox WHERE key = ?1 AND destination = ?2 AND state = 'pending' AND id > max(?3, \(SyncState.markOfBoundPair)) AND id <= ?4",
-            persistent: true)
+        let countRange = try database.prepare("SELECT count(*) FROM outbox WHERE \(inRange)", persistent: true)
         let moveMark = try database.prepare(
             """
             INSERT INTO outbox_marks (key, destination, through_id) VALUES (?1, ?2, ?3)
@@ -451,8 +447,14 @@ public final class Syncer {
         // records the first, so that writing to the destination and writing the store overlap.
         // Batches still reach the destination one after another, in outbox order; a crash while
         // the next batch is out leaves both pending, to be sent again with the same messageIds.
-        var batch = try state.pendingMessages(key: key, destination: destinationName, after: 0, limit: size)
-        var answer = batch.isEmpty ? nil : Self.send(batch, to: destination)
+        var answer: Task<[DeliveryResult], any Error>?
+        /// Reads the pair's pending messages after `id` and hands them to the destination.
+        func sendBatch(after id: Int64) throws -> [OutboundMessage] {
+            let batch = try state.pendingMessages(key: key, destination: destinationName, after: id, limit: size)
+            if !batch.isEmpty { answer = Self.send(batch, to: destination) }
+            return batch
+        }
+        var batch = try sendBatch(after: 0)
         var batchStart: Int64 = 0
         while let sent = answer, let last = batch.last {
             answer = nil
@@ -470,11 +472,7 @@ public final class Syncer {
                     .delivery, "destination \(destinationName) answered \(results.count) results for \(batch.count) messages")
             }
             let whole = results.allSatisfy({ $0 == .acknowledged }) && Set(batch.map(\.userId)).count == batch.count
-            var next: [OutboundMessage] = []
-            if whole {
-                next = try state.pendingMessages(key: key, destination: destinationName, after: last.id, limit: size)
-                if !next.isEmpty { answer = Self.send(next, to: destination) }
-            }
+            var next = whole ? try sendBatch(after: last.id) : []
             let updatedAt = clock()
             var leftPending: String?
             do {
@@ -529,10 +527,7 @@ public final class Syncer {
                     metadata: ["key": "\(key)", "destination": "\(destinationName)", "reason": "\(leftPending)"])
                 break
             }
-            if !whole {
-                next = try state.pendingMessages(key: key, destination: destinationName, after: last.id, limit: size)
-                if !next.isEmpty { answer = Self.send(next, to: destination) }
-            }
+            if !whole { next = try sendBatch(after: last.id) }
             batchStart = last.id
             batch = next
         }
@@ -558,8 +553,7 @@ public final class Syncer {
                 SELECT sum(o.state = 'delivered' OR (o.state = 'pending' AND o.id <= m.mark)), sum(o.state = 'failed'),
                     sum(o.state = 'pending' AND o.id > m.mark)
                 FROM outbox o, (
-                    SELECT coalesce((SELECT k.through_id FROM outbox_marks k WHERE k.key = r.key AND k.destination = r.destination), 0) AS mark
-                    FROM runs r WHERE r.id = ?1
+                    SELECT \(SyncState.mark(key: "r.key", destination: "r.destination")) AS mark FROM runs r WHERE r.id = ?1
                 ) m
                 WHERE o.run_id = ?1
                 """
