@@ -50,17 +50,22 @@ import Testing
         #expect(template.text(userId: "u", value: .bool(false), messageId: "m").contains(#""event":"Audience Exited""#))
     }
 
-    /// The per-run id maker hashes the shared text once; its ids must be exactly `messageID`'s,
-    /// for ids and values of any length (across SHA-256's 64-byte blocks) and any bytes.
+    /// The per-run id maker (behind `messageID` too) hashes the shared text once; its ids must be
+    /// exactly the documented definition, computed here from the whole text, for ids and values of
+    /// any length (across SHA-256's 64-byte blocks) and any bytes.
     @Test func theRunsIdMakerGivesExactlyTheMessageIds() {
         let longId = String(repeating: "ü", count: 70)
         for (key, destination, runId) in [("k", "d", Int64(1)), ("order_completed_last_30days", "segment_prod", 123_456_789)] {
             let maker = SyncMessage.MessageIDs(key: key, destination: destination, runId: runId)
             for userId in ["u", "", "user-0000001", longId, "a\u{0}b", "é", "e\u{301}", "😀"] {
                 for value in ["true", "false", "null", "78.99", #""a \"quoted\" text""#, String(repeating: "9", count: 130)] {
-                    let expected = SyncMessage.messageID(
-                        key: key, destination: destination, userId: userId, value: value, runId: runId)
+                    let text = ["audience-sync/1", key, destination, userId, value, String(runId)]
+                        .joined(separator: "\u{0}")
+                    let expected = "as-\(runId)-" + String(SHA256.hex(Array(text.utf8)).prefix(40))
                     #expect(maker.id(userId: userId, value: value) == expected)
+                    #expect(
+                        SyncMessage.messageID(key: key, destination: destination, userId: userId, value: value, runId: runId)
+                            == expected)
                 }
             }
         }

@@ -90,7 +90,8 @@ public struct SHA256 {
         }
     }
 
-    @inline(__always) private static func hexDigit(_ value: UInt8) -> UInt8 {
+    /// The lowercase hexadecimal digit of `value` (0…15), as an ASCII byte.
+    @inline(__always) static func hexDigit(_ value: UInt8) -> UInt8 {
         value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
     }
 

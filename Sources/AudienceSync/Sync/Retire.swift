@@ -203,10 +203,10 @@ extension Syncer {
                 "SELECT user_id FROM snapshots WHERE key = ?1 AND destination = ?2 ORDER BY user_id")
             let template = SyncMessage.Template(
                 key: key, kind: kind, sendAs: destination.sendAs, spaceID: configuration.spaceID, now: now)
+            let messageIDs = SyncMessage.MessageIDs(key: key, destination: destination.name, runId: runId)
             try users.forEachRow(pairValues) { row in
                 guard let userId = row.text(0) else { return }
-                let messageId = SyncMessage.messageID(
-                    key: key, destination: destination.name, userId: userId, value: gone, runId: runId)
+                let messageId = messageIDs.id(userId: userId, value: gone)
                 let body = template.text(
                     userId: userId, value: kind == .audience ? .bool(false) : .null, messageId: messageId)
                 try insert.execute([

@@ -9,12 +9,12 @@ public enum SyncMessage {
 
     /// The messageId of a change: a function of the pair, the user, the value (JSON text) and the
     /// run that first produced the change; 51 characters. Fields are NUL-separated so that no two
-    /// different inputs hash the same text.
+    /// different inputs hash the same text: `as-<run id>-` and the first 40 hex digits of the
+    /// SHA-256 of `audience-sync/1␀key␀destination␀userId␀value␀runId`.
     public static func messageID(key: String, destination: String, userId: String, value: String, runId: Int64)
         -> String
     {
-        let text = ["audience-sync/1", key, destination, userId, value, String(runId)].joined(separator: "\u{0}")
-        return "as-\(runId)-" + String(SHA256.hex(Array(text.utf8)).prefix(40))
+        MessageIDs(key: key, destination: destination, runId: runId).id(userId: userId, value: value)
     }
 
     /// `messageID(key:destination:userId:value:runId:)` for the changes of one pair and run: the
@@ -43,15 +43,11 @@ public enum SyncMessage {
             return String(unsafeUninitializedCapacity: prefix.count + 40) { text in
                 for (index, byte) in prefix.enumerated() { text[index] = byte }
                 for index in 0..<20 {
-                    text[prefix.count + 2 * index] = Self.hexDigit(digest[index] >> 4)
-                    text[prefix.count + 2 * index + 1] = Self.hexDigit(digest[index] & 0xF)
+                    text[prefix.count + 2 * index] = SHA256.hexDigit(digest[index] >> 4)
+                    text[prefix.count + 2 * index + 1] = SHA256.hexDigit(digest[index] & 0xF)
                 }
                 return prefix.count + 40
             }
-        }
-
-        @inline(__always) private static func hexDigit(_ value: UInt8) -> UInt8 {
-            value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
         }
     }
 
