@@ -70,6 +70,19 @@ SQLITE_USER = """coalesce(e.user_id, (SELECT l.user_id FROM identity_links l
                      WHERE l.anonymous_id = e.anonymous_id AND l.ts <= {now}
                      ORDER BY l.ts, l.message_id, l.user_id LIMIT 1))"""
 
+# The funnel's last part, the same SQL in both systems: from `steps` (uid, ts, step 0 or 1), the
+# users with a step 1 at most 7 days after an earlier step 0.
+FUNNEL_STEPS_TO_MEMBERS = """SELECT DISTINCT uid FROM (
+    SELECT uid, ts, step,
+           max(CASE step WHEN 0 THEN ts END) OVER (
+               PARTITION BY uid ORDER BY ts RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+           ) AS signed_up
+    FROM steps WHERE uid IS NOT NULL
+)
+WHERE step = 1 AND ts - signed_up <= 604800000
+ORDER BY uid"""
+
+
 SQLITE_QUERIES = {
     "engaged_non_buyers": """
 SELECT {user} AS uid FROM events e
@@ -101,15 +114,7 @@ WITH steps AS (
     SELECT {user}, e.ts, 1 FROM events e
     WHERE e.event = 'Order Completed' AND e.type = 'track' AND e.ts > {now} - 2592000000 AND e.ts <= {now}
 )
-SELECT DISTINCT uid FROM (
-    SELECT uid, ts, step,
-           max(CASE step WHEN 0 THEN ts END) OVER (
-               PARTITION BY uid ORDER BY ts RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-           ) AS signed_up
-    FROM steps WHERE uid IS NOT NULL
-)
-WHERE step = 1 AND ts - signed_up <= 604800000
-ORDER BY uid""",
+{funnel}""",
     "total_spent_90_days": """
 SELECT {user} AS uid, sum(e.message ->> '$.properties.total') AS value FROM events e
 WHERE e.event = 'Order Completed' AND e.type = 'track' AND e.ts > {now} - 7776000000 AND e.ts <= {now}
@@ -123,7 +128,7 @@ ORDER BY uid""",
 
 def sqlite_query(key, now_ms):
     user = SQLITE_USER.format(now=now_ms)
-    return SQLITE_QUERIES[key].format(user=user, now=now_ms).strip()
+    return SQLITE_QUERIES[key].format(user=user, now=now_ms, funnel=FUNNEL_STEPS_TO_MEMBERS).strip()
 
 
 # The load in the sqlite3 shell. Our schema and storage settings (16 KiB pages, WAL,
@@ -308,15 +313,7 @@ steps AS (
     UNION ALL
     SELECT uid, ts, 1 FROM ({duck_resolved(', e.ts', window('Order Completed', 'track', 30, now))})
 )
-SELECT DISTINCT uid FROM (
-    SELECT uid, ts, step,
-           max(CASE step WHEN 0 THEN ts END) OVER (
-               PARTITION BY uid ORDER BY ts RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-           ) AS signed_up
-    FROM steps WHERE uid IS NOT NULL
-)
-WHERE step = 1 AND ts - signed_up <= 604800000
-ORDER BY uid"""
+{FUNNEL_STEPS_TO_MEMBERS}"""
     if key == "total_spent_90_days":
         where = (window("Order Completed", "track", 90, now)
                  + " AND e.message ->> '$.properties.currency' = 'USD'"
