@@ -3,10 +3,10 @@
 /// `description` reads as one sentence, prefixed by the location when there is one:
 /// `audiences/nps.yml:7:5: unknown operator 'lessThan' (expected one of eq, ne, gt, …)`.
 public struct AudienceSyncError: Error, CustomStringConvertible, Sendable {
-    /// The class of failure; it decides the process exit status.
+    /// The class of failure (the command line turns it into an exit status, SPEC §8).
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Value: Hashable, Sendable {
-            case usage, configuration, definition, input, database, io, locked, delivery
+            case usage, configuration, definition, input, store, io, locked, delivery
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -19,24 +19,18 @@ public struct AudienceSyncError: Error, CustomStringConvertible, Sendable {
         public static let definition = Code(.definition)
         /// Input data (events) could not be read or is malformed as a whole.
         public static let input = Code(.input)
-        /// SQLite failed.
-        public static let database = Code(.database)
+        /// The store (the database) failed or refused.
+        public static let store = Code(.store)
         /// A file could not be read or written.
         public static let io = Code(.io)
-        /// Another process holds the sync lock.
+        /// Another process holds the sync lock, or the store stayed locked by another writer.
         public static let locked = Code(.locked)
         /// A destination refused or could not be reached.
         public static let delivery = Code(.delivery)
 
-        /// The exit status of SPEC §8: 2 for usage, configuration and definition errors,
-        /// 3 when the lock is held, 1 otherwise.
-        public var exitStatus: Int32 {
-            switch value {
-            case .usage, .configuration, .definition: return 2
-            case .locked: return 3
-            case .input, .database, .io, .delivery: return 1
-            }
-        }
+        /// Whether nothing was done because of how the program was called or configured
+        /// (usage, configuration, definitions): SPEC §8's "nothing was done".
+        public var isUsage: Bool { value == .usage || value == .configuration || value == .definition }
 
         public var description: String { "\(value)" }
     }
@@ -87,6 +81,4 @@ public struct AudienceSyncErrors: Error, CustomStringConvertible, Sendable {
     public var errors: [AudienceSyncError]
     public init(_ errors: [AudienceSyncError]) { self.errors = errors }
     public var description: String { errors.map(\.description).joined(separator: "\n") }
-    /// The most severe exit status among the errors.
-    public var exitStatus: Int32 { errors.map(\.code.exitStatus).max() ?? 1 }
 }

@@ -21,6 +21,9 @@ struct Baseline {
     /// Members: one column `uid`, sorted. Values: `uid`, `value` (an SQL number), sorted by `uid`.
     var sql: String
 
+    /// The statement with its one bind, `now`.
+    func query(now: Int64) -> CompiledQuery { CompiledQuery(sql: sql, binds: [.integer(now)]) }
+
     /// The baseline for the definition with trait key `key`, if there is one.
     static func forKey(_ key: String) -> Baseline? { all.first { $0.key == key } }
 

@@ -142,18 +142,18 @@ struct Bench: AsyncParsableCommand {
             if requested.contains(.ingest) {
                 Progress.note("ingest: skipped, reusing the existing database \(databasePath)")
             }
-            let store = try EventStore(path: databasePath, mode: .readOnly)
-            report.events = try store.eventCount()
-            report.users = try store.userCount()
+            let store = try await SQLiteStore(path: databasePath, access: .readOnly)
+            report.events = try await store.eventCount()
+            report.users = try await store.userCount()
             report.databaseBytes = DatabaseFiles.size(of: databasePath)
         } else if requested.contains(where: \.needsDatabase) {
             let run = IngestRun(
                 users: userCount, events: events, seed: seed, now: end, input: input,
                 workFolder: workFolder, databasePath: databasePath)
-            try run.measure(into: &report, reportIngest: requested.contains(.ingest))
+            try await run.measure(into: &report, reportIngest: requested.contains(.ingest))
             if input != nil {
                 // An --input file's users are whoever it names, not events / 20.
-                report.users = try EventStore(path: databasePath, mode: .readOnly).userCount()
+                report.users = try await SQLiteStore(path: databasePath, access: .readOnly).userCount()
             }
         }
 
@@ -161,7 +161,7 @@ struct Bench: AsyncParsableCommand {
             let run = ComputeRun(
                 definitionsPath: definitions, configurationPath: configurationPath, databasePath: databasePath,
                 now: end, showQueryPlans: queryPlans)
-            try run.measure(into: &report)
+            try await run.measure(into: &report)
         }
 
         if requested.contains(.diff) || requested.contains(.deliver) {
@@ -177,9 +177,11 @@ struct Bench: AsyncParsableCommand {
                 recording: .countsOnly)
             try await receiver.start()
             do {
-                let configurationPath = try run.prepare(
+                let configurationPath = try await run.prepare(
                     diff: requested.contains(.diff), deliver: requested.contains(.deliver), port: receiver.port)
-                if requested.contains(.diff) { try run.measureDiff(configurationPath: configurationPath, into: &report) }
+                if requested.contains(.diff) {
+                    try await run.measureDiff(configurationPath: configurationPath, into: &report)
+                }
                 if requested.contains(.deliver) {
                     try await run.measureDeliver(configurationPath: configurationPath, receiver: receiver, into: &report)
                 }
@@ -196,12 +198,5 @@ struct Bench: AsyncParsableCommand {
 
         report.peakResidentMebibytes = ProcessFigures.peakResidentMebibytes()
         FileHandle.standardOutput.write(Data((report.json.jsonString + "\n").utf8))
-    }
-}
-
-extension EventStore {
-    /// The number of known user ids (the `users` table).
-    fileprivate func userCount() throws -> Int {
-        Int(try database.prepare("SELECT count(*) FROM users").scalar()?.int64 ?? 0)
     }
 }

@@ -19,12 +19,12 @@ struct ComputeRun {
 
     static let timedRuns = 3
 
-    func measure(into report: inout BenchReport) throws {
+    func measure(into report: inout BenchReport) async throws {
         report.peakResidentBeforeComputeMebibytes = ProcessFigures.peakResidentMebibytes()
         let configuration = try Configuration.load(file: configurationPath)
         let definitions = try DefinitionSet.load(directory: definitionsPath, configuration: configuration)
-        let store = try EventStore(path: databasePath, mode: .readOnly)
-        let engine = MembershipEngine(store: store, definitions: definitions)
+        let store = try await SQLiteStore(path: databasePath, access: .readOnly)
+        let engine = MembershipEngine(source: store, definitions: definitions)
         Progress.note(
             "compute: \(definitions.definitions.count) definitions from \(definitionsPath), "
                 + "best of \(Self.timedRuns) runs after a warm-up")
@@ -34,10 +34,10 @@ struct ComputeRun {
         var rows: [(key: String, count: Int)] = []
         for definition in definitions.definitions {
             let key = definition.key
-            let (seconds, result) = try Self.bestOfRuns {
+            let (seconds, result) = try await Self.bestOfRuns {
                 switch definition.kind {
-                case .audience: return ComputeResult.members(try engine.members(key: key, now: now))
-                case .computedTrait: return ComputeResult.values(try engine.values(key: key, now: now))
+                case .audience: return ComputeResult.members(try await engine.members(key: key, now: now))
+                case .computedTrait: return ComputeResult.values(try await engine.values(key: key, now: now))
                 }
             }
             computeSeconds.append((key, seconds))
@@ -53,17 +53,16 @@ struct ComputeRun {
                 throw mismatch(
                     key, "the baseline is a \(baseline.kind.rawValue), the definition a \(definition.kind.rawValue)")
             }
-            let statement = try store.database.prepare(baseline.sql)
-            let (baselineTime, expected) = try Self.bestOfRuns { try run(baseline, statement) }
+            let (baselineTime, expected) = try await Self.bestOfRuns { try await run(baseline, on: store) }
             baselineSeconds.append((key, baselineTime))
             line += "; baseline SQL \(format(baselineTime)) s"
             if let difference = result.difference(from: expected) {
                 throw mismatch(key, difference)
             }
             if showQueryPlans {
-                let engineSQL = try engine.statement(key: key, now: now).sql
-                for (whose, sql) in [("the engine", engineSQL), ("the baseline", baseline.sql)] {
-                    Progress.note("\(key), SQL of \(whose):\n\(sql)\nquery plan:\n" + (try plan(sql, store.database)))
+                let engineQuery = try engine.statement(key: key, now: now)
+                for (whose, query) in [("the engine", engineQuery), ("the baseline", baseline.query(now: now))] {
+                    Progress.note("\(key), SQL of \(whose):\n\(query.sql)\nquery plan:\n" + (try await store.plan(query)))
                 }
             }
         }
@@ -74,54 +73,36 @@ struct ComputeRun {
     }
 
     /// The fastest of `timedRuns` runs of `body` after one untimed run, and the last result.
-    static func bestOfRuns(_ body: () throws -> ComputeResult) throws -> (seconds: Double, result: ComputeResult) {
-        var result = try body()
+    static func bestOfRuns(_ body: () async throws -> ComputeResult) async throws -> (seconds: Double, result: ComputeResult) {
+        var result = try await body()
         var best = Double.infinity
         let clock = ContinuousClock()
         for _ in 0..<timedRuns {
             let started = clock.now
-            result = try body()
+            result = try await body()
             best = min(best, started.duration(to: clock.now).inSeconds)
         }
         return (best, result)
     }
 
     /// Runs a baseline query into the same shape as the engine's result.
-    private func run(_ baseline: Baseline, _ statement: Statement) throws -> ComputeResult {
+    private func run(_ baseline: Baseline, on store: SQLiteStore) async throws -> ComputeResult {
         switch baseline.kind {
         case .audience:
-            var members: [String] = []
-            try statement.forEachRow([.integer(now)]) { row in
-                if let uid = row.text(0) { members.append(uid) }
-            }
-            return .members(members)
+            return .members(try await store.memberIDs(baseline.query(now: now)))
         case .computedTrait:
             var values: [String: Literal] = [:]
-            try statement.forEachRow([.integer(now)]) { row in
-                guard let uid = row.text(0) else { return }
+            for row in try await store.rows(baseline.query(now: now)) {
+                guard let uid = row.first?.string else { continue }
                 switch row[1] {
                 case .integer(let value): values[uid] = .integer(value)
                 case .real(let value): values[uid] = .double(value)
                 case .text(let value): values[uid] = .string(value)
-                case .null, .blob: values[uid] = .null
+                case .null, .boolean: values[uid] = .null
                 }
             }
             return .values(values)
         }
-    }
-
-    /// `EXPLAIN QUERY PLAN` of `sql`, indented as SQLite's shell shows it.
-    private func plan(_ sql: String, _ database: Database) throws -> String {
-        var depth: [Int64: Int] = [0: 0]
-        var lines: [String] = []
-        let statement = try database.prepare("EXPLAIN QUERY PLAN " + sql)
-        let parameters = [SQLiteValue](repeating: .null, count: statement.parameterCount)
-        try statement.forEachRow(parameters) { row in
-            let level = (depth[row.int64(1)] ?? 0) + 1
-            depth[row.int64(0)] = level
-            lines.append(String(repeating: "  ", count: level) + (row.text(3) ?? ""))
-        }
-        return lines.joined(separator: "\n")
     }
 
     private func mismatch(_ key: String, _ detail: String) -> AudienceSyncError {

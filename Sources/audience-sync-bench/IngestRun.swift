@@ -17,7 +17,7 @@ struct IngestRun {
     var databasePath: String
 
     /// Makes the database; `reportIngest` false makes it as setup for later stages, without ingest figures.
-    func measure(into report: inout BenchReport, reportIngest: Bool = true) throws {
+    func measure(into report: inout BenchReport, reportIngest: Bool = true) async throws {
         let path: String
         if let input {
             path = input
@@ -39,24 +39,18 @@ struct IngestRun {
         let summary: IngestSummary
         let seconds: Double
         do {
-            let store = try EventStore(path: databasePath)
+            let store = try await SQLiteStore(path: databasePath)
             let clock = ContinuousClock()
             let started = clock.now
             let ingester = try Ingester(
-                store: store,
+                sink: store,
                 options: IngestOptions(now: now),
                 logger: Logger(label: "audience-sync-bench", factory: { _ in SwiftLogNoOpLogHandler() }),
                 progress: { progress in
                     let rate = progress.seconds > 0 ? Int(Double(progress.accepted) / progress.seconds) : 0
                     Progress.note("ingest: \(progress.lines) lines, \(progress.accepted) stored, \(rate) events/s")
                 })
-            do {
-                try ingester.ingest(path: path)
-            } catch {
-                ingester.abandon()
-                throw error
-            }
-            summary = try ingester.finish()
+            summary = try await ingester.run([path])
             seconds = started.duration(to: clock.now).inSeconds
         }
         // The store is closed here, so its size is the size at rest.

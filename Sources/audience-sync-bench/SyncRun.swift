@@ -22,7 +22,7 @@ struct SyncRun {
     var databasePath: String { workFolder.file("sync.sqlite3") }
 
     /// Writes the configuration, the definitions and the events; returns the configuration's path.
-    func prepare(diff: Bool, deliver: Bool, port: Int) throws -> String {
+    func prepare(diff: Bool, deliver: Bool, port: Int) async throws -> String {
         let started = ContinuousClock.now
         try? FileManager.default.removeItem(atPath: databasePath)
         let audiences = workFolder.file("sync-audiences")
@@ -64,56 +64,59 @@ struct SyncRun {
             toFile: (audiences as NSString).appendingPathComponent("bench_deliver.yml"), atomically: true,
             encoding: .utf8)
 
-        let store = try EventStore(path: databasePath)
-        let database = store.database
-        try database.execute("PRAGMA synchronous = OFF")
-        try database.inTransaction(.immediate) {
-            let insert = try database.prepare(
+        // The rows are written with SQL through the store's query runner (each statement its own
+        // transaction), not through ingest: the same rows ingest would store, minus the message
+        // JSON the definitions below never read.
+        let store = try await SQLiteStore(path: databasePath)
+        func execute(_ sql: String, _ binds: [SQLValue] = []) async throws {
+            _ = try await store.rows(CompiledQuery(sql: sql, binds: binds))
+        }
+        try await execute("PRAGMA synchronous = OFF")
+        let insert = """
+            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+            INSERT INTO events (message_id, type, user_id, anonymous_id, event, ts, received_at, message)
+            SELECT ?2 || i, 'track', printf('u%08d', i), NULL, ?3, ?4 - i, ?4, '{}' FROM n
+            """
+        if diff {
+            try await execute(insert, [.integer(Int64(diffMembers)), .text("d"), .text("Bench Diff"), .integer(now)])
+            // The snapshot differs by 10%: every 20th member is missing, and as many users
+            // who are not members are in it.
+            try await execute(
                 """
                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
-                INSERT INTO events (message_id, type, user_id, anonymous_id, event, ts, received_at, message)
-                SELECT ?2 || i, 'track', printf('u%08d', i), NULL, ?3, ?4 - i, ?4, '{}' FROM n
-                """)
-            if diff {
-                try insert.execute([.integer(Int64(diffMembers)), .text("d"), .text("Bench Diff"), .integer(now)])
-                // The snapshot differs by 10%: every 20th member is missing, and as many users
-                // who are not members are in it.
-                try database.prepare(
-                    """
-                    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
-                    INSERT INTO snapshots (key, destination, user_id, value)
-                    SELECT 'bench_diff', 'diff_file', printf('u%08d', i), 'true' FROM n WHERE i % 20 <> 0
-                    UNION ALL
-                    SELECT 'bench_diff', 'diff_file', printf('x%08d', i), 'true' FROM n WHERE i % 20 = 0
-                    """
-                ).execute([.integer(Int64(diffMembers))])
-                try database.prepare("INSERT INTO pairs (key, destination, last_synced_at) VALUES (?1, ?2, ?3)")
-                    .execute([.text("bench_diff"), .text("diff_file"), .integer(now - 3_600_000)])
-            }
-            if deliver {
-                try insert.execute([.integer(Int64(deliverMessages)), .text("s"), .text("Bench Deliver"), .integer(now)])
-            }
+                INSERT INTO snapshots (key, destination, user_id, value)
+                SELECT 'bench_diff', 'diff_file', printf('u%08d', i), 'true' FROM n WHERE i % 20 <> 0
+                UNION ALL
+                SELECT 'bench_diff', 'diff_file', printf('x%08d', i), 'true' FROM n WHERE i % 20 = 0
+                """, [.integer(Int64(diffMembers))])
+            try await execute(
+                "INSERT INTO pairs (key, destination, last_synced_at) VALUES (?1, ?2, ?3)",
+                [.text("bench_diff"), .text("diff_file"), .integer(now - 3_600_000)])
         }
-        try database.execute("PRAGMA synchronous = FULL")
-        // A store in use is checkpointed as it goes; this one was written in one transaction,
-        // which leaves it all in the WAL, where every read would have to look it up.
-        try database.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if deliver {
+            try await execute(insert, [.integer(Int64(deliverMessages)), .text("s"), .text("Bench Deliver"), .integer(now)])
+        }
+        try await execute("PRAGMA synchronous = FULL")
+        // A store in use is checkpointed as it goes; this one was written with few commits, which
+        // leaves it all in the WAL, where every read would have to look it up.
+        try await execute("PRAGMA wal_checkpoint(TRUNCATE)")
         Progress.note("sync store: built in \(format(ContinuousClock.now - started)) s (\(databasePath))")
         return configurationPath
     }
 
     /// `diff_s`: the dry run of the `bench_diff` → `diff_file` pair, the fastest of three after a warm-up.
-    func measureDiff(configurationPath: String, into report: inout BenchReport) throws {
+    func measureDiff(configurationPath: String, into report: inout BenchReport) async throws {
         let configuration = try Configuration.load(file: configurationPath)
         let definitions = try DefinitionSet.load(directory: workFolder.file("sync-audiences"), configuration: configuration)
-        let store = try EventStore(path: databasePath, mode: .readOnly)
-        let engine = MembershipEngine(store: store, definitions: definitions)
+        let store = try await SQLiteStore(path: databasePath, access: .readOnly)
+        let syncer = Syncer(store: store, definitions: definitions, configuration: configuration, logger: SQLiteStore.silentLogger)
+        let engine = syncer.engine
         let selection = SyncSelection(definitions: ["bench_diff"], destinations: ["diff_file"])
         var best = Double.infinity
         var pair: DiffReport.Pair?
         for run in 0...Self.timedRuns {
             let started = ContinuousClock.now
-            let result = try Syncer.dryRun(engine: engine, configuration: configuration, selection: selection, now: now, messages: .count)
+            let result = try await syncer.dryRun(selection, now: now, messages: .count)
             let seconds = seconds(ContinuousClock.now - started)
             if run > 0 { best = min(best, seconds) }
             pair = result.pairs.first
@@ -122,7 +125,7 @@ struct SyncRun {
         var computeBest = Double.infinity
         for run in 0...Self.timedRuns {
             let started = ContinuousClock.now
-            let members = try engine.members(key: "bench_diff", now: now)
+            let members = try await engine.members(key: "bench_diff", now: now)
             if run > 0 { computeBest = min(computeBest, seconds(ContinuousClock.now - started)) }
             guard members.count == diffMembers else {
                 throw AudienceSyncError(.usage, "diff: expected \(diffMembers) members, computed \(members.count)")
@@ -152,13 +155,12 @@ struct SyncRun {
     func measureDeliver(configurationPath: String, receiver: LoopbackReceiver, into report: inout BenchReport) async throws {
         let configuration = try Configuration.load(file: configurationPath)
         let definitions = try DefinitionSet.load(directory: workFolder.file("sync-audiences"), configuration: configuration)
-        let store = try EventStore(path: databasePath)
-        let engine = MembershipEngine(store: store, definitions: definitions)
+        let store = try await SQLiteStore(path: databasePath)
         var logger = Logger(label: "audience-sync-bench")
         logger.logLevel = .warning
         for destination in ["deliver_file", "deliver_segment"] {
             let rssBefore = ProcessFigures.peakResidentMebibytes()
-            let syncer = Syncer(engine: engine, configuration: configuration, logger: logger)
+            var syncer = Syncer(store: store, definitions: definitions, configuration: configuration, logger: logger)
             let timer = DeliveryTimer()
             syncer.progress = { progress in timer.mark(done: progress.done) }
             let started = ContinuousClock.now
@@ -167,7 +169,7 @@ struct SyncRun {
             let total = seconds(ContinuousClock.now - started)
             guard let pair = result.pairs.first, pair.sent == deliverMessages, pair.failed == 0, pair.pending == 0 else {
                 throw AudienceSyncError(
-                    .delivery, "deliver: \(destination): expected \(deliverMessages) messages sent, got \(result.json.jsonString)")
+                    .delivery, "deliver: \(destination): expected \(deliverMessages) messages sent, got \(ReportJSON.encode(result))")
             }
             let deliverySeconds = timer.seconds
             let rate = Double(pair.sent) / deliverySeconds
@@ -203,25 +205,21 @@ struct SyncRun {
     private func format(_ value: Double) -> String { String(format: "%.3f", value) }
 }
 
-/// The delivery's span, from the syncer's progress calls: the first (0 done) to the last.
-private final class DeliveryTimer: @unchecked Sendable {
-    private let lock = NSLock()
+/// The delivery's span, from the syncer's progress calls (made on the syncing task): the first
+/// (0 done) to the last.
+private final class DeliveryTimer {
     private var first: ContinuousClock.Instant?
     private var last: ContinuousClock.Instant?
 
     func mark(done: Int) {
         let instant = ContinuousClock.now
-        lock.withLock {
-            if first == nil { first = instant }
-            last = instant
-        }
+        if first == nil { first = instant }
+        last = instant
     }
 
     var seconds: Double {
-        lock.withLock {
-            guard let first, let last else { return .nan }
-            let duration: Swift.Duration = last - first
-            return Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-        }
+        guard let first, let last else { return .nan }
+        let duration: Swift.Duration = last - first
+        return Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }

@@ -35,3 +35,11 @@ extension Console {
         }
     }
 }
+
+extension Console {
+    /// After `sync` or `retire`: clears the progress line (when one was shown) and prints the run's warnings.
+    static func finishProgress(quiet: Bool, warnings: [String]) {
+        if deliveryProgress(quiet: quiet) != nil { progress(nil) }
+        for warning in warnings { error("warning: \(warning)") }
+    }
+}

@@ -34,13 +34,10 @@ struct AudienceSyncCommand: AsyncParsableCommand {
         switch error {
         case let error as AudienceSyncError:
             Console.error("error: \(error)")
-            Foundation.exit(error.code.exitStatus)
+            Foundation.exit(exitStatus(error.code))
         case let error as AudienceSyncErrors:
             for item in error.errors { Console.error("error: \(item)") }
-            Foundation.exit(error.exitStatus)
-        case let error as SQLiteError:
-            Console.error("error: \(error)")
-            Foundation.exit(error.isBusy ? 3 : 1)
+            Foundation.exit(error.errors.map { exitStatus($0.code) }.max() ?? 1)
         case let error as ExitCode:
             Foundation.exit(error.rawValue)
         default:
@@ -51,5 +48,14 @@ struct AudienceSyncCommand: AsyncParsableCommand {
             }
             exit(withError: error)
         }
+    }
+
+    /// The exit status of SPEC §8 for an error: 2 when nothing was done because of the usage, the
+    /// configuration or a definition; 3 when another sync holds the lock (or the store stayed
+    /// locked); 1 otherwise.
+    static func exitStatus(_ code: AudienceSyncError.Code) -> Int32 {
+        if code.isUsage { return 2 }
+        if code == .locked { return 3 }
+        return 1
     }
 }

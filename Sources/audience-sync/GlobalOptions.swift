@@ -45,13 +45,13 @@ struct GlobalOptions: ParsableArguments {
         return try Configuration.load(file: path)
     }
 
-    /// The database path: `--db`, else the configuration's `database:`.
-    func databasePath() throws -> String {
-        if let databaseFile { return databaseFile }
-        guard let configuration = try loadConfiguration(required: true) else {
+    /// Where the store is: `--db`, else the configuration's `database:`.
+    func storeLocation(_ configuration: Configuration?) throws -> StoreLocation {
+        if let databaseFile { return StoreLocation(databaseFile) }
+        guard let configuration = try configuration ?? loadConfiguration(required: true) else {
             throw AudienceSyncError(.configuration, "no database: give --db or a configuration file")
         }
-        return configuration.databasePath
+        return StoreLocation(configuration.databasePath)
     }
 
     /// A logger writing to standard error at the chosen level (`--quiet` raises it to `error`).

@@ -4,7 +4,7 @@ import Testing
 @testable import AudienceSync
 
 @Suite struct ConfigurationTests {
-    @Test func loadsTheDemoConfiguration() throws {
+    @Test func loadsTheDemoConfiguration() async throws {
         let file = repositoryRoot + "/fixtures/demo/audience-sync.yml"
         let configuration = try Configuration.load(file: file)
         #expect(configuration.databasePath == repositoryRoot + "/fixtures/demo/audiences.db")
@@ -23,7 +23,7 @@ import Testing
         #expect(configuration.destination(named: "sprig")?.endpoint?.absoluteString == "https://api.sprig.com/v2/users")
     }
 
-    @Test func emptyFileMeansDefaults() throws {
+    @Test func emptyFileMeansDefaults() async throws {
         let directory = try TemporaryDirectory()
         let file = try directory.write("audience-sync.yml", "# nothing yet\n")
         let configuration = try Configuration.load(file: file)
@@ -33,7 +33,7 @@ import Testing
         #expect(configuration.destinations.isEmpty)
     }
 
-    @Test func readsEveryDestinationSetting() throws {
+    @Test func readsEveryDestinationSetting() async throws {
         let configuration = try Configuration.parse(
             """
             schedule: 3h
@@ -62,7 +62,7 @@ import Testing
     static let loopback = ["http://localhost/x", "http://127.0.0.1:9/x", "http://127.255.3.4/x", "http://[::1]:8080/x"]
 
     @Test(arguments: loopback)
-    func plainHTTPToLoopbackIsAllowed(endpoint: String) throws {
+    func plainHTTPToLoopbackIsAllowed(endpoint: String) async throws {
         let text = "destinations:\n  - {name: s, type: segment, write_key: 'env:K', endpoint: '\(endpoint)'}\n"
         let configuration = try Configuration.parse(text, file: "c.yml")
         #expect(configuration.destinations.first?.endpoint?.absoluteString == endpoint)
@@ -164,7 +164,7 @@ import Testing
         #expect(!lines.joined().contains("secretkey"))
     }
 
-    @Test func secretsResolveOnDemandAndNeverPrint() throws {
+    @Test func secretsResolveOnDemandAndNeverPrint() async throws {
         let directory = try TemporaryDirectory()
         try directory.write("keys/sprig", "sprig-secret-value\n")
         let file = try directory.write(

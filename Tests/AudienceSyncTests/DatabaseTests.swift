@@ -4,7 +4,7 @@ import Testing
 @testable import AudienceSync
 
 @Suite struct DatabaseTests {
-    @Test func createsTheFilePrivatelyInWALMode() throws {
+    @Test func createsTheFilePrivatelyInWALMode() async throws {
         let directory = try TemporaryDirectory()
         let path = directory.file("store.db")
         let database = try Database(path: path)
@@ -15,7 +15,7 @@ import Testing
         #expect(try database.prepare("PRAGMA journal_mode").scalar() == .text("wal"))
     }
 
-    @Test func bindsAndReadsEveryStorageClass() throws {
+    @Test func bindsAndReadsEveryStorageClass() async throws {
         let directory = try TemporaryDirectory()
         let database = try Database(path: directory.file("store.db"))
         try database.execute("CREATE TABLE t (a, b, c, d, e)")
@@ -31,7 +31,7 @@ import Testing
     /// Functions the program defines for one statement's use: text in and out (empty text stays
     /// text, NULL reads as nil), a failure stops the statement with its message, and defining the
     /// name again replaces the body.
-    @Test func definedFunctionsComputeFailAndCanBeRedefined() throws {
+    @Test func definedFunctionsComputeFailAndCanBeRedefined() async throws {
         let directory = try TemporaryDirectory()
         let database = try Database(path: directory.file("store.db"))
         try database.defineFunction("shout", arguments: 2) { call in
@@ -50,14 +50,14 @@ import Testing
         #expect(try database.prepare("SELECT shout('x', 1)").scalar() == .text(""))
     }
 
-    @Test func wrongParameterCountIsAnError() throws {
+    @Test func wrongParameterCountIsAnError() async throws {
         let directory = try TemporaryDirectory()
         let database = try Database(path: directory.file("store.db"))
         try database.execute("CREATE TABLE t (x)")
         #expect(throws: SQLiteError.self) { try database.prepare("INSERT INTO t VALUES (?)").execute([1, 2]) }
     }
 
-    @Test func errorsCarryCodeMessageAndSQLButNotValues() throws {
+    @Test func errorsCarryCodeMessageAndSQLButNotValues() async throws {
         let directory = try TemporaryDirectory()
         let database = try Database(path: directory.file("store.db"))
         try database.execute("CREATE TABLE player (score INTEGER NOT NULL)")
@@ -81,7 +81,7 @@ import Testing
         #expect(throws: SQLiteError.self) { try database.prepare("SELEC 1") }
     }
 
-    @Test func transactionsRollBackWhenTheBodyThrows() throws {
+    @Test func transactionsRollBackWhenTheBodyThrows() async throws {
         struct Boom: Error {}
         let directory = try TemporaryDirectory()
         let database = try Database(path: directory.file("store.db"))
@@ -98,7 +98,7 @@ import Testing
         #expect(try database.prepare("SELECT count(*) FROM t").scalar() == .integer(1))
     }
 
-    @Test func migrationsApplyOnceAndRefuseANewerSchema() throws {
+    @Test func migrationsApplyOnceAndRefuseANewerSchema() async throws {
         let directory = try TemporaryDirectory()
         let path = directory.file("store.db")
         let migrations = ["CREATE TABLE a (x)", "CREATE TABLE b (y)"]
@@ -115,7 +115,7 @@ import Testing
         #expect(throws: SQLiteError.self) { try database.migrate(Array(migrations.prefix(1))) }
     }
 
-    @Test func readOnlyConnectionsCannotWrite() throws {
+    @Test func readOnlyConnectionsCannotWrite() async throws {
         let directory = try TemporaryDirectory()
         let path = directory.file("store.db")
         try Database(path: path).execute("CREATE TABLE t (x)")

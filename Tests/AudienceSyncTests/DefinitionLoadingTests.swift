@@ -43,7 +43,7 @@ import Testing
 
     // MARK: The demo
 
-    @Test func demoDefinitionsLoad() throws {
+    @Test func demoDefinitionsLoad() async throws {
         let configuration = try Configuration.load(file: repositoryRoot + "/fixtures/demo/audience-sync.yml")
         let set = try DefinitionSet.load(directory: configuration.definitionsPath, configuration: configuration)
         #expect(
@@ -107,7 +107,7 @@ import Testing
                     window: .within(.days(30))))
     }
 
-    @Test func badFixturesGiveExpectedErrors() throws {
+    @Test func badFixturesGiveExpectedErrors() async throws {
         let expectedFile = repositoryRoot + "/fixtures/definitions/bad/EXPECTED.md"
         let markdown = try String(contentsOfFile: expectedFile, encoding: .utf8)
         let expected = markdown.split(separator: "\n").map(String.init).filter {
@@ -132,7 +132,7 @@ import Testing
 
     // MARK: Fields and defaults
 
-    @Test func defaultsAndExplicitFields() throws {
+    @Test func defaultsAndExplicitFields() async throws {
         let set = try Self.load(
             [
                 "a.yml": """
@@ -174,7 +174,7 @@ import Testing
 
     /// Quoted "5" is a string, 5 an integer, 5.0 a double, true a boolean; yes/no/on/off, 007 and
     /// dates stay strings.
-    @Test func yamlTypesMapToJSONTypes() throws {
+    @Test func yamlTypesMapToJSONTypes() async throws {
         let set = try Self.load([
             "t.yml": """
             name: Types
@@ -213,7 +213,7 @@ import Testing
             ])
     }
 
-    @Test func windowsAndCounts() throws {
+    @Test func windowsAndCounts() async throws {
         let set = try Self.load([
             "w.yml": """
             name: Windows

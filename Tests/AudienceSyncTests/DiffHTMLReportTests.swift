@@ -33,13 +33,11 @@ import Testing
     }
 
     @Test func theDemoDiffHasEveryPairWithItsCountsAndNeedsNothingOutside() async throws {
-        let harness = try SyncHarness()
-        try harness.ingest("events.ndjson")
+        let harness = try await SyncHarness()
+        try await harness.ingest("events.ndjson")
         _ = try await harness.sync(now: demoNow)
-        try harness.ingest("events-later.ndjson", now: demoLater)
-        let report = try Syncer.dryRun(
-            engine: harness.engine, configuration: harness.configuration, selection: SyncSelection(force: true),
-            now: demoLater)
+        try await harness.ingest("events-later.ndjson", now: demoLater)
+        let report = try await harness.syncer().dryRun(SyncSelection(force: true), now: demoLater)
         let html = DiffHTMLReport.render(report)
         #expect(html.hasPrefix("<!DOCTYPE html>"))
         #expect(html.contains(Timestamp.format(demoLater)))

@@ -14,10 +14,10 @@ import Testing
     static let issuesPerChunk = 3
 
     @Test(arguments: 0..<chunks)
-    func engineAgreesWithOracle(chunk: Int) throws {
+    func engineAgreesWithOracle(chunk: Int) async throws {
         var issues = 0
         for seed in stride(from: UInt64(chunk), to: Self.seeds, by: Self.chunks) {
-            switch try Self.compare(seed: seed) {
+            switch try await Self.compare(seed: seed) {
             case .agreed: continue
             case .disagreed(let report):
                 Issue.record(Comment(rawValue: report))
@@ -29,7 +29,7 @@ import Testing
 
     /// The generator reaches every construct of the definition language, and the oracle handles
     /// every case (this part needs no engine).
-    @Test func generatorCoversTheLanguage() throws {
+    @Test func generatorCoversTheLanguage() async throws {
         var heads: Set<String> = []
         var operators: Set<String> = []
         var ops: Set<String> = []
@@ -104,23 +104,23 @@ import Testing
 
     /// The store's own identity queries (links, universe, traits) agree with the oracle's: a check
     /// of SPEC §3.2 on both sides that runs before the engine exists.
-    @Test func storeIdentityAgreesWithOracle() throws {
+    @Test func storeIdentityAgreesWithOracle() async throws {
         for seed in stride(from: UInt64(0), to: Self.seeds, by: 3) {
             let random = try RandomCase(seed: seed)
             let directory = try TemporaryDirectory()
-            let store = try Self.ingest(random, into: directory)
+            let store = try await Self.ingest(random, into: directory)
             let oracle = ReferenceEvaluator(messages: random.messages, definitions: random.definitions)
             for now in random.nows {
                 let universe = oracle.universe(now: now)
-                #expect(Set(try store.users(now: now)) == universe, "seed \(seed), now \(Timestamp.format(now))")
+                await #expect(Set(try store.users(now: now)) == universe, "seed \(seed), now \(Timestamp.format(now))")
                 for id in RandomCase.anonymous {
-                    #expect(
+                    await #expect(
                         try store.linkedUser(anonymousId: id, now: now) == oracle.linkedUser(id, now: now),
                         "seed \(seed), now \(Timestamp.format(now)), anonymous id \(id)")
                 }
                 for user in universe {
                     let expected = oracle.traits(user, now: now)
-                    let actual = try store.traits(userId: user, now: now) ?? .object([])
+                    let actual = try await store.traits(userId: user, now: now) ?? .object([])
                     #expect(
                         Self.sameTraits(expected, actual),
                         "seed \(seed), now \(Timestamp.format(now)), traits of \(user): expected \(expected.jsonString), store says \(actual.jsonString)"
@@ -149,14 +149,13 @@ import Testing
     // MARK: One seed
 
     /// A fresh store in `directory` holding the case's messages, ingested by the real `Ingester`.
-    static func ingest(_ random: RandomCase, into directory: TemporaryDirectory) throws -> EventStore {
+    static func ingest(_ random: RandomCase, into directory: TemporaryDirectory) async throws -> SQLiteStore {
         let events = try directory.write("events.ndjson", random.ndjson)
-        let store = try EventStore(path: directory.file("audiences.db"))
+        let store = try await SQLiteStore(path: directory.file("audiences.db"))
         let ingester = try Ingester(
-            store: store, options: IngestOptions(now: RandomCase.baseNow),
+            sink: store, options: IngestOptions(now: RandomCase.baseNow),
             logger: Logger(label: "differential-tests", factory: { _ in SwiftLogNoOpLogHandler() }))
-        try ingester.ingest(path: events)
-        let summary = try ingester.finish()
+        let summary = try await ingester.run([events])
         guard summary.accepted == random.messages.count, summary.rejected == 0 else {
             throw AudienceSyncError(
                 .input,
@@ -171,19 +170,19 @@ import Testing
         case disagreed(String)
     }
 
-    static func compare(seed: UInt64) throws -> Outcome {
+    static func compare(seed: UInt64) async throws -> Outcome {
         let random = try RandomCase(seed: seed)
         let directory = try TemporaryDirectory()
-        let store = try ingest(random, into: directory)
+        let store = try await ingest(random, into: directory)
 
         let oracle = ReferenceEvaluator(messages: random.messages, definitions: random.definitions)
-        let engine = MembershipEngine(store: store, definitions: random.definitions)
+        let engine = MembershipEngine(source: store, definitions: random.definitions)
         for now in random.nows {
             for definition in random.definitions.evaluationOrder {
                 let key = definition.key
                 do {
                     if definition.kind == .audience {
-                        let actual = try engine.members(key: key, now: now)
+                        let actual = try await engine.members(key: key, now: now)
                         let expected = oracle.members(key, now: now)
                         // Sorted as SQLite sorts text: by UTF-8 bytes.
                         let sorted = actual.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
@@ -200,7 +199,7 @@ import Testing
                                     user: user, oracle: oracle))
                         }
                     } else {
-                        let actual = try engine.values(key: key, now: now)
+                        let actual = try await engine.values(key: key, now: now)
                         let expected = oracle.values(key, now: now)
                         let users = Set(actual.keys).union(expected.keys).sorted()
                         let wrong = users.filter { !same(expected[$0], actual[$0]) }

@@ -6,12 +6,6 @@ import Testing
     @Test func descriptionNamesTheLocation() {
         let error = AudienceSyncError(.definition, "unknown operator 'lessThan'", file: "audiences/nps.yml", line: 7, column: 5)
         #expect(error.description == "audiences/nps.yml:7:5: unknown operator 'lessThan'")
-        #expect(error.code.exitStatus == 2)
-    }
-
-    @Test func exitStatuses() {
-        #expect(AudienceSyncError.Code.locked.exitStatus == 3)
-        #expect(AudienceSyncError.Code.input.exitStatus == 1)
-        #expect(AudienceSyncError.Code.configuration.exitStatus == 2)
+        #expect(error.code.isUsage)
     }
 }

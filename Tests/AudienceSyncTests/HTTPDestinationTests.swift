@@ -266,7 +266,7 @@ func batchMessageIds(_ request: LoopbackReceiver.Request) throws -> [String] {
         }
     }
 
-    @Test func plainHTTPToAnotherHostIsRefused() throws {
+    @Test func plainHTTPToAnotherHostIsRefused() async throws {
         let configuration = DestinationConfiguration(
             name: "segment", kind: .segment, endpoint: URL(string: "http://collector.example.com/v1/batch"))
         #expect(throws: AudienceSyncError.self) {
@@ -280,7 +280,7 @@ func batchMessageIds(_ request: LoopbackReceiver.Request) throws -> [String] {
         #expect(lines.first?.contains("plain http is refused for host '10.0.0.8'") == true)
     }
 
-    @Test func sprigRefusesSendAsTrack() throws {
+    @Test func sprigRefusesSendAsTrack() async throws {
         let directory = try TemporaryDirectory()
         let file = try directory.write(
             "c.yml", "destinations:\n  - {name: s, type: sprig, api_key: 'env:K', send_as: track}\n")
@@ -293,8 +293,8 @@ func batchMessageIds(_ request: LoopbackReceiver.Request) throws -> [String] {
 /// the snapshot.
 @Suite struct HTTPSyncTests {
     /// The demo harness with a `segment` destination pointing at `receiver`, its key in a file.
-    func makeHarness(_ receiver: LoopbackReceiver, maxRetries: Int = 2) throws -> SyncHarness {
-        let harness = try SyncHarness(
+    func makeHarness(_ receiver: LoopbackReceiver, maxRetries: Int = 2) async throws -> SyncHarness {
+        let harness = try await SyncHarness(
             extraDestinations: """
                   - name: segment
                     type: segment
@@ -304,33 +304,35 @@ func batchMessageIds(_ request: LoopbackReceiver.Request) throws -> [String] {
                     rate_limit: 10000
                 """)
         try harness.directory.write("keys/segment", "\(HTTPDestinationTests.writeKey)\n")
-        try harness.ingest("events.ndjson")
+        try await harness.ingest("events.ndjson")
         return harness
     }
 
     func sync(_ harness: SyncHarness, _ sleeps: RecordedSleeps, now: Int64) async throws -> SyncReport {
-        let syncer = Syncer(engine: harness.engine, configuration: harness.configuration, logger: silentLogger) {
-            try Syncer.standardDestination($0, logger: silentLogger, hooks: testHooks(sleeps))
-        }
+        let syncer = Syncer(
+            engine: harness.engine, state: harness.store, configuration: harness.configuration, logger: silentLogger,
+            destinations: DestinationFactory {
+                try DestinationFactory.standardDestination($0, logger: silentLogger, hooks: testHooks(sleeps))
+            })
         return try await syncer.sync(
             SyncSelection(definitions: ["order_completed_last_30days"], destinations: ["segment"]), now: now)
     }
 
-    func outboxStates(_ harness: SyncHarness) throws -> [String] {
-        try harness.store.database.prepare(
+    func outboxStates(_ harness: SyncHarness) async throws -> [String] {
+        try await harness.rows(
             "SELECT state || ':' || coalesce(reason, '') FROM outbox_states WHERE destination = 'segment' ORDER BY id"
-        ).rows([]).compactMap { $0[0].string }
+        ).compactMap { $0[0].string }
     }
 
     @Test func aRefusedBatchIsFailedAndStaysOutOfTheSnapshot() async throws {
         try await LoopbackReceiver.with(replies: [.status(400, body: #"{"error":"bad batch"}"#)]) { receiver in
-            let harness = try makeHarness(receiver)
+            let harness = try await makeHarness(receiver)
             let report = try await sync(harness, RecordedSleeps(), now: demoNow)
             let pair = try #require(report.pairs.first)
             #expect(pair.failed == 7 && pair.sent == 0 && pair.pending == 0)
-            #expect(report.exitStatus == 1)
-            #expect(try harness.snapshot("order_completed_last_30days", destination: "segment").isEmpty)
-            let states = try outboxStates(harness)
+            #expect(report.hasFailures)
+            await #expect(try harness.snapshot("order_completed_last_30days", destination: "segment").isEmpty)
+            let states = try await outboxStates(harness)
             #expect(states.count == 7)
             #expect(states.allSatisfy { $0.hasPrefix("failed:") && $0.contains(#"HTTP 400 Bad Request: {"error":"bad batch"}"#) })
             #expect(!states.joined().contains(HTTPDestinationTests.writeKey))
@@ -340,27 +342,26 @@ func batchMessageIds(_ request: LoopbackReceiver.Request) throws -> [String] {
     @Test func anOutageLeavesTheBatchPendingAndTheNextRunSendsTheSameMessages() async throws {
         let outage: [LoopbackReceiver.Reply] = [.status(503), .status(500), .status(502)]
         try await LoopbackReceiver.with(replies: outage) { receiver in
-            let harness = try makeHarness(receiver, maxRetries: 2)
+            let harness = try await makeHarness(receiver, maxRetries: 2)
             let sleeps = RecordedSleeps()
             let first = try await sync(harness, sleeps, now: demoNow)
             let pair = try #require(first.pairs.first)
             #expect(pair.pending == 7 && pair.failed == 0 && pair.sent == 0)
-            #expect(first.exitStatus == 1)
+            #expect(first.hasFailures)
             #expect(sleeps.delays.count == 2)
-            #expect(try harness.snapshot("order_completed_last_30days", destination: "segment").isEmpty)
-            #expect(try outboxStates(harness).allSatisfy { $0 == "pending:" })
+            await #expect(try harness.snapshot("order_completed_last_30days", destination: "segment").isEmpty)
+            await #expect(try outboxStates(harness).allSatisfy { $0 == "pending:" })
             // The dry run lists the pending messages the next sync resumes, as it does for a file.
-            let dryRun = try Syncer.dryRun(
-                engine: harness.engine, configuration: harness.configuration,
-                selection: SyncSelection(definitions: ["order_completed_last_30days"], destinations: ["segment"]),
+            let dryRun = try await harness.syncer().dryRun(
+                SyncSelection(definitions: ["order_completed_last_30days"], destinations: ["segment"]),
                 now: demoNow + 60_000)
             #expect(dryRun.messages.count == 7 && dryRun.pairs.first?.counts.pending == 7)
 
             let second = try await sync(harness, sleeps, now: demoNow + 60_000)
             let resumed = try #require(second.pairs.first)
             #expect(resumed.resumed == 7 && resumed.pending == 0)
-            #expect(second.exitStatus == 0)
-            #expect(try harness.snapshot("order_completed_last_30days", destination: "segment").count == 7)
+            #expect(!second.hasFailures)
+            await #expect(try harness.snapshot("order_completed_last_30days", destination: "segment").count == 7)
             let requests = receiver.requests
             #expect(requests.count == 4)
             let sent = try batchMessageIds(requests[0])

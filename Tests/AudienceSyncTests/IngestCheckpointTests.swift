@@ -3,7 +3,7 @@ import Testing
 
 @testable import AudienceSync
 
-/// While an ingest runs, the WAL is checkpointed on a thread of its own (`WALCheckpointer`).
+/// While an ingest runs, the WAL is checkpointed on a thread of its own (`SQLiteCheckpointer`).
 @Suite struct IngestCheckpointTests {
     private func lines(_ count: Int, prefix: String) -> String {
         (0..<count).map { index in
@@ -21,18 +21,18 @@ import Testing
     /// the database went through it; automatic checkpoints come back after. Not a matter of timing:
     /// the writer learns the WAL's size from its own commit, and with no reader the checkpoint it
     /// waits for copies everything.
-    @Test func theWALStartsOverWhenItGrowsPastTheLimit() throws {
-        let harness = try IngestHarness()
+    @Test func theWALStartsOverWhenItGrowsPastTheLimit() async throws {
+        let harness = try await IngestHarness()
         var options = IngestOptions(now: ingestNow)
         options.transactionSize = 100
         options.walLimitBytes = 1
-        let summary = try harness.ingest(
+        let summary = try await harness.ingest(
             paths: [try harness.input(Array(lines(3000, prefix: "m").utf8))], options: options)
         #expect(summary.accepted == 3000)
-        #expect(try harness.scalar("SELECT count(*) FROM events") == .integer(3000))
-        #expect(try harness.scalar("SELECT count(*) FROM users") == .integer(13))
-        #expect(try harness.scalar("SELECT count(*) FROM identity_links") == .integer(13 * 17))
-        #expect(try harness.scalar("PRAGMA wal_autocheckpoint") == .integer(1000))
+        await #expect(try harness.scalar("SELECT count(*) FROM events") == .integer(3000))
+        await #expect(try harness.scalar("SELECT count(*) FROM users") == .integer(13))
+        await #expect(try harness.scalar("SELECT count(*) FROM identity_links") == .integer(13 * 17))
+        await #expect(try harness.scalar("PRAGMA wal_autocheckpoint") == .integer(1000))
         // 30 transactions of about 0.35 MB into a 7.5 MB database when this was written; without the
         // wait the WAL holds every transaction, several times the database.
         let databaseBytes = (try FileManager.default.attributesOfItem(atPath: harness.databasePath)[.size] as? Int) ?? 0
@@ -42,9 +42,9 @@ import Testing
 
     /// A reader that keeps an old snapshot stops checkpoints from copying anything; the ingest still
     /// finishes (waiting only for checkpoints that copy what they can), and the reader's view is unchanged.
-    @Test func aLongReaderDoesNotBlockTheIngest() throws {
-        let harness = try IngestHarness()
-        _ = try harness.ingest(lines(10, prefix: "before"))
+    @Test func aLongReaderDoesNotBlockTheIngest() async throws {
+        let harness = try await IngestHarness()
+        _ = try await harness.ingest(lines(10, prefix: "before"))
         let reader = try Database(path: harness.databasePath, mode: .readOnly)
         try reader.execute("BEGIN")
         #expect(try reader.prepare("SELECT count(*) FROM events").scalar() == .integer(10))
@@ -52,22 +52,24 @@ import Testing
         var options = IngestOptions(now: ingestNow)
         options.transactionSize = 100
         options.walLimitBytes = 1
-        let summary = try harness.ingest(paths: [try harness.input(Array(lines(1000, prefix: "m").utf8))], options: options)
+        let summary = try await harness.ingest(paths: [try harness.input(Array(lines(1000, prefix: "m").utf8))], options: options)
         #expect(summary.accepted == 1000)
         #expect(try reader.prepare("SELECT count(*) FROM events").scalar() == .integer(10))
         try reader.execute("COMMIT")
         #expect(try reader.prepare("SELECT count(*) FROM events").scalar() == .integer(1010))
     }
 
-    /// An ingest that fails part-way stops its checkpoint thread and keeps what it committed.
-    @Test func anAbandonedIngestStopsCheckpointing() throws {
-        let harness = try IngestHarness()
+    /// An ingest that fails part-way (its second input is missing) stops checkpointing and keeps
+    /// what it committed.
+    @Test func anAbandonedIngestStopsCheckpointing() async throws {
+        let harness = try await IngestHarness()
         var options = IngestOptions(now: ingestNow)
         options.transactionSize = 100
-        let ingester = try Ingester(store: harness.store, options: options, logger: silentLogger)
-        try ingester.ingest(path: try harness.input(Array(lines(250, prefix: "m").utf8)))
-        ingester.abandon()
-        #expect(try harness.scalar("SELECT count(*) FROM events") == .integer(200))
-        #expect(try harness.scalar("PRAGMA wal_autocheckpoint") == .integer(1000))
+        let input = try harness.input(Array(lines(250, prefix: "m").utf8))
+        await #expect(throws: AudienceSyncError.self) {
+            _ = try await harness.ingest(paths: [input, harness.directory.file("missing.ndjson")], options: options)
+        }
+        await #expect(try harness.scalar("SELECT count(*) FROM events") == .integer(200))
+        await #expect(try harness.scalar("PRAGMA wal_autocheckpoint") == .integer(1000))
     }
 }

@@ -13,8 +13,8 @@ import Testing
             """
     }
 
-    @Test func duplicatesInsideAndAcrossStatementsAreCountedExactly() throws {
-        let harness = try IngestHarness()
+    @Test func duplicatesInsideAndAcrossStatementsAreCountedExactly() async throws {
+        let harness = try await IngestHarness()
         var lines: [String] = []
         for index in 0..<200 { lines.append(line("m\(index)", user: "u\(index % 7)", minute: index)) }
         // Repeats: within the first 32-row statement, of an earlier statement, and back to back.
@@ -23,19 +23,19 @@ import Testing
         lines.insert(line("m150", user: "u1", minute: 150), at: 160)
         lines.insert(line("m150", user: "u1", minute: 150), at: 161)
         #expect(lines.count == 204)
-        let summary = try harness.ingest(lines: lines)
+        let summary = try await harness.ingest(lines: lines)
         #expect(summary.accepted == 200)
         #expect(summary.duplicates == 4)
-        #expect(try harness.scalar("SELECT count(*) FROM events") == .integer(200))
-        #expect(try harness.scalar("SELECT count(DISTINCT message_id) FROM events") == .integer(200))
+        await #expect(try harness.scalar("SELECT count(*) FROM events") == .integer(200))
+        await #expect(try harness.scalar("SELECT count(DISTINCT message_id) FROM events") == .integer(200))
 
-        let again = try harness.ingest(lines: lines)
+        let again = try await harness.ingest(lines: lines)
         #expect(again.accepted == 0)
         #expect(again.duplicates == 204)
     }
 
-    @Test func aDuplicateIdWithOtherContentLinksNothing() throws {
-        let harness = try IngestHarness()
+    @Test func aDuplicateIdWithOtherContentLinksNothing() async throws {
+        let harness = try await IngestHarness()
         var lines: [String] = []
         for index in 0..<64 { lines.append(line("m\(index)", user: "u\(index % 4)", minute: index)) }
         // Same messageId as a stored message but another user: ignored, so no link from it.
@@ -43,32 +43,32 @@ import Testing
             """
             {"type":"identify","messageId":"m7","userId":"intruder","anonymousId":"anon-u0","timestamp":"2026-11-20T00:00:00Z"}
             """, at: 40)
-        let summary = try harness.ingest(lines: lines)
+        let summary = try await harness.ingest(lines: lines)
         #expect(summary.accepted == 64)
         #expect(summary.duplicates == 1)
-        #expect(try harness.scalar("SELECT count(*) FROM users WHERE user_id = 'intruder'") == .integer(0))
-        #expect(try harness.scalar("SELECT count(*) FROM identity_links WHERE user_id = 'intruder'") == .integer(0))
-        #expect(try harness.store.linkedUser(anonymousId: "anon-u0", now: ingestNow) == "u0")
+        await #expect(try harness.scalar("SELECT count(*) FROM users WHERE user_id = 'intruder'") == .integer(0))
+        await #expect(try harness.scalar("SELECT count(*) FROM identity_links WHERE user_id = 'intruder'") == .integer(0))
+        await #expect(try harness.store.linkedUser(anonymousId: "anon-u0", now: ingestNow) == "u0")
     }
 
-    @Test func usersAndLinksKeepTheEarliestTimeAcrossTransactions() throws {
-        let harness = try IngestHarness()
+    @Test func usersAndLinksKeepTheEarliestTimeAcrossTransactions() async throws {
+        let harness = try await IngestHarness()
         // Later events first, then an earlier one in a later transaction: first_seen must go down.
         var lines: [String] = []
         for index in 0..<70 { lines.append(line("late\(index)", user: "u1", minute: 500 + index)) }
         lines.append(line("early", user: "u1", minute: 1))
-        let summary = try harness.ingest(lines.joined(separator: "\n") + "\n", transactionSize: 40)
+        let summary = try await harness.ingest(lines.joined(separator: "\n") + "\n", transactionSize: 40)
         #expect(summary.accepted == 71)
         let expected = ingestNow - 86_400_000 + 60_000
-        #expect(try harness.scalar("SELECT first_seen FROM users WHERE user_id = 'u1'") == .integer(expected))
-        #expect(try harness.scalar("SELECT ts FROM identity_links WHERE anonymous_id = 'anon-u1'") == .integer(expected))
-        #expect(try harness.scalar("SELECT message_id FROM identity_links WHERE anonymous_id = 'anon-u1'") == .text("early"))
+        await #expect(try harness.scalar("SELECT first_seen FROM users WHERE user_id = 'u1'") == .integer(expected))
+        await #expect(try harness.scalar("SELECT ts FROM identity_links WHERE anonymous_id = 'anon-u1'") == .integer(expected))
+        await #expect(try harness.scalar("SELECT message_id FROM identity_links WHERE anonymous_id = 'anon-u1'") == .text("early"))
     }
 
     /// Users and links are numbered on the parsing thread and the numbering starts over when it grows
     /// too large: with a tiny limit (renumbering every batch) and small transactions, the stored users
     /// and links are those of the default run, across files, duplicates and times that go back.
-    @Test func renumberingIdentitiesStoresTheSameUsersAndLinks() throws {
+    @Test func renumberingIdentitiesStoresTheSameUsersAndLinks() async throws {
         var first: [String] = []
         var second: [String] = []
         for index in 0..<3000 {
@@ -94,8 +94,8 @@ import Testing
                 second.append(line("b\(index)", user: user, minute: index % 700))
             }
         }
-        func run(limit: Int?, transactionSize: Int?) throws -> (IngestSummary, [[SQLiteValue]], [[SQLiteValue]]) {
-            let harness = try IngestHarness()
+        func run(limit: Int?, transactionSize: Int?) async throws -> (IngestSummary, [[SQLiteValue]], [[SQLiteValue]]) {
+            let harness = try await IngestHarness()
             var options = IngestOptions(now: ingestNow)
             if let limit { options.identityNumberLimit = limit }
             if let transactionSize { options.transactionSize = transactionSize }
@@ -103,14 +103,14 @@ import Testing
                 try harness.input(Array((first.joined(separator: "\n") + "\n").utf8)),
                 try harness.input(Array((second.joined(separator: "\n") + "\n").utf8)),
             ]
-            let summary = try harness.ingest(paths: paths, options: options)
-            return (
+            let summary = try await harness.ingest(paths: paths, options: options)
+            return await (
                 summary, try harness.rows("SELECT * FROM users ORDER BY user_id"),
                 try harness.rows("SELECT * FROM identity_links ORDER BY anonymous_id, user_id")
             )
         }
-        let (expectedSummary, expectedUsers, expectedLinks) = try run(limit: nil, transactionSize: nil)
-        let (summary, users, links) = try run(limit: 3, transactionSize: 700)
+        let (expectedSummary, expectedUsers, expectedLinks) = try await run(limit: nil, transactionSize: nil)
+        let (summary, users, links) = try await run(limit: 3, transactionSize: 700)
         #expect(expectedSummary.accepted == 5000)
         #expect(expectedSummary.duplicates == 500)
         #expect(summary.accepted == expectedSummary.accepted)

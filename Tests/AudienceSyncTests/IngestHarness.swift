@@ -23,25 +23,18 @@ func millis(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) -
 final class IngestHarness {
     let directory: TemporaryDirectory
     let databasePath: String
-    let store: EventStore
+    let store: SQLiteStore
     private var inputs = 0
 
-    init() throws {
+    init() async throws {
         directory = try TemporaryDirectory()
         databasePath = directory.file("audiences.db")
-        store = try EventStore(path: databasePath)
+        store = try await SQLiteStore(path: databasePath)
     }
 
     /// Ingests the given files with one `Ingester` (as one `ingest` command does).
-    func ingest(paths: [String], options: IngestOptions) throws -> IngestSummary {
-        let ingester = try Ingester(store: store, options: options, logger: silentLogger)
-        do {
-            for path in paths { try ingester.ingest(path: path) }
-        } catch {
-            ingester.abandon()
-            throw error
-        }
-        return try ingester.finish()
+    func ingest(paths: [String], options: IngestOptions) async throws -> IngestSummary {
+        try await Ingester(sink: store, options: options, logger: silentLogger).run(paths)
     }
 
     /// Writes `bytes` to a new input file in the folder and returns its path.
@@ -58,48 +51,52 @@ final class IngestHarness {
     func ingest(
         _ text: String, strict: Bool = false, rejects: String? = nil, now: Int64 = ingestNow,
         transactionSize: Int? = nil
-    ) throws -> IngestSummary {
-        try ingest(
+    ) async throws -> IngestSummary {
+        try await ingest(
             bytes: Array(text.utf8), strict: strict, rejects: rejects, now: now, transactionSize: transactionSize)
     }
 
     func ingest(
         bytes: [UInt8], strict: Bool = false, rejects: String? = nil, now: Int64 = ingestNow,
         transactionSize: Int? = nil
-    ) throws -> IngestSummary {
+    ) async throws -> IngestSummary {
         var options = IngestOptions(strict: strict, rejectsPath: rejects, now: now)
         if let transactionSize { options.transactionSize = transactionSize }
-        return try ingest(paths: [try input(bytes)], options: options)
+        return try await ingest(paths: [try input(bytes)], options: options)
     }
 
     /// Ingests `lines`, each followed by a newline.
-    func ingest(lines: [String], strict: Bool = false, now: Int64 = ingestNow) throws -> IngestSummary {
-        try ingest(lines.map { $0 + "\n" }.joined(), strict: strict, now: now)
+    func ingest(lines: [String], strict: Bool = false, now: Int64 = ingestNow) async throws -> IngestSummary {
+        try await ingest(lines.map { $0 + "\n" }.joined(), strict: strict, now: now)
     }
 
-    func scalar(_ sql: String, _ values: [SQLiteValue] = []) throws -> SQLiteValue? {
-        try store.database.prepare(sql).scalar(values)
+    func execute(_ sql: String) async throws {
+        try await store.connection.run { try $0.execute(sql) }
     }
 
-    func rows(_ sql: String, _ values: [SQLiteValue] = []) throws -> [[SQLiteValue]] {
-        try store.database.prepare(sql).rows(values)
+    func scalar(_ sql: String, _ values: [SQLiteValue] = []) async throws -> SQLiteValue? {
+        try await store.connection.run { try $0.prepare(sql).scalar(values) }
+    }
+
+    func rows(_ sql: String, _ values: [SQLiteValue] = []) async throws -> [[SQLiteValue]] {
+        try await store.connection.run { try $0.prepare(sql).rows(values) }
     }
 
     /// The stored message JSON of `messageId`, parsed; nil when it is not stored.
-    func message(_ messageId: String) throws -> JSONValue? {
-        guard let text = try scalar("SELECT message FROM events WHERE message_id = ?", [.text(messageId)])?.string
+    func message(_ messageId: String) async throws -> JSONValue? {
+        guard let text = try await scalar("SELECT message FROM events WHERE message_id = ?", [.text(messageId)])?.string
         else { return nil }
         return try JSONValue.parse(text)
     }
 
     /// The event time (`ts`, epoch ms UTC) stored for `messageId`.
-    func eventTime(_ messageId: String) throws -> Int64? {
-        try scalar("SELECT ts FROM events WHERE message_id = ?", [.text(messageId)])?.int64
+    func eventTime(_ messageId: String) async throws -> Int64? {
+        try await scalar("SELECT ts FROM events WHERE message_id = ?", [.text(messageId)])?.int64
     }
 
     /// Every stored message id, sorted.
-    func messageIds() throws -> [String] {
-        try rows("SELECT message_id FROM events ORDER BY message_id").compactMap { $0[0].string }
+    func messageIds() async throws -> [String] {
+        try await rows("SELECT message_id FROM events ORDER BY message_id").compactMap { $0[0].string }
     }
 
     /// The bytes of the database file and its write-ahead log, to search for what must never be stored.

@@ -16,7 +16,7 @@ import Testing
         ("true", .bool), ("null", .null), (" {\"a\": [1, {\"b\": null}], \"c\": \"\\u00e9\\n\"} ", .object),
         ("\"héllo → 😀\"", .string), ("[\"\\ud83d\\ude00\"]", .array),
     ])
-    func acceptsValidJSON(text: String, kind: JSONKind) throws {
+    func acceptsValidJSON(text: String, kind: JSONKind) async throws {
         #expect(try validate(text) == kind)
     }
 
@@ -60,7 +60,7 @@ import Testing
         }
     }
 
-    @Test func scansTopLevelMembersAsRanges() throws {
+    @Test func scansTopLevelMembersAsRanges() async throws {
         var text = "{\"type\": \"track\", \"user\\u0049d\": \"u1\", \"n\": 5, \"o\": {\"x\": [1]}}"
         try text.withUTF8 { bytes in
             var scanner = JSONScanner(bytes)
@@ -84,7 +84,7 @@ import Testing
 
     /// Strings are scanned eight bytes at a time until a byte needs attention: put each kind of such
     /// byte at every position of the first words, and check where the string ends and whether it is valid.
-    @Test func stringScanFindsSpecialBytesAtEveryOffset() throws {
+    @Test func stringScanFindsSpecialBytesAtEveryOffset() async throws {
         func scan(_ bytes: [UInt8]) throws -> (end: Int, escaped: Bool) {
             try bytes.withUnsafeBufferPointer { buffer in
                 var scanner = JSONScanner(buffer)
@@ -121,12 +121,12 @@ import Testing
         }
     }
 
-    @Test func decodesEscapes() throws {
+    @Test func decodesEscapes() async throws {
         let value = try JSONValue.parse("\"a\\\"b\\\\c\\/d\\n\\u00e9\\ud83d\\ude00\"")
         #expect(value == .string("a\"b\\c/d\né😀"))
     }
 
-    @Test func canonicalFormIgnoresKeyOrderAndWhitespace() throws {
+    @Test func canonicalFormIgnoresKeyOrderAndWhitespace() async throws {
         let a = try JSONValue.parse("{\"b\": 1, \"a\": {\"y\": [true, null], \"x\": \"s\"}}")
         let b = try JSONValue.parse("{ \"a\" : { \"x\" : \"s\", \"y\" : [ true , null ] } , \"b\" : 1 }")
         #expect(a.canonicalBytes == b.canonicalBytes)
@@ -137,7 +137,7 @@ import Testing
 
     /// Derived message ids hash the canonical form, so it must never change: repeated keys (the last
     /// wins), keys in code-point order (not by their UTF-16 or locale order), escapes as written.
-    @Test func canonicalFormIsPinned() throws {
+    @Test func canonicalFormIsPinned() async throws {
         let value = try JSONValue.parse(
             #"{"é":1,"z":{"b":2,"a":[{"y":null,"x":"q\"\n\u0001"}],"b":3},"Z":true,"😀":"s","\uff61":0,"a":-1.50e3,"z2":"\u00e9"}"#)
         #expect(
@@ -148,7 +148,7 @@ import Testing
                 == "derived-" + String(SHA256.hex(value.canonicalBytes).prefix(32)))
     }
 
-    @Test func writesStringsThatParseBack() throws {
+    @Test func writesStringsThatParseBack() async throws {
         let original = JSONValue.object(["k\"ey": .string("line\nbreak\t\u{01}\\ \"q\" é"), "n": .int(-3)])
         #expect(try JSONValue.parse(original.jsonString) == original)
     }

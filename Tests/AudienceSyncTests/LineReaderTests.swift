@@ -49,7 +49,7 @@ import Testing
     /// Chunk sizes smaller than, equal to and larger than the lines, so that lines and line ends
     /// fall across chunk boundaries in every position.
     @Test(arguments: [1, 2, 3, 4, 5, 7, 8, 16, 64, 4096])
-    func linesAcrossChunkBoundaries(chunkSize: Int) throws {
+    func linesAcrossChunkBoundaries(chunkSize: Int) async throws {
         let lines = ["{\"a\":1}", "", "héllo → 😀", "x", String(repeating: "long ", count: 20), "end"]
         #expect(try texts(lines.joined(separator: "\n") + "\n", chunkSize: chunkSize) == lines)
         #expect(try texts(lines.joined(separator: "\r\n") + "\r\n", chunkSize: chunkSize) == lines)
@@ -59,29 +59,29 @@ import Testing
     }
 
     @Test(arguments: [1, 4, 4096])
-    func lineNumbersCountEveryLine(chunkSize: Int) throws {
+    func lineNumbersCountEveryLine(chunkSize: Int) async throws {
         let lines = try read(Array("a\n\nb\r\n\r\nc".utf8), chunkSize: chunkSize)
         #expect(lines.map(\.1) == [1, 2, 3, 4, 5])
         #expect(lines.map(\.0) == [.text("a"), .text(""), .text("b"), .text(""), .text("c")])
     }
 
     @Test(arguments: [1, 4096])
-    func emptyInputHasNoLines(chunkSize: Int) throws {
+    func emptyInputHasNoLines(chunkSize: Int) async throws {
         #expect(try read([], chunkSize: chunkSize).isEmpty)
     }
 
-    @Test func aSingleNewlineIsOneEmptyLine() throws {
+    @Test func aSingleNewlineIsOneEmptyLine() async throws {
         #expect(try texts("\n", chunkSize: 8) == [""])
         #expect(try texts("\r\n", chunkSize: 8) == [""])
     }
 
     /// Only a CR right before the LF (or at the very end) is a line end; one inside a line is kept.
-    @Test func onlyTheCarriageReturnOfALineEndIsRemoved() throws {
+    @Test func onlyTheCarriageReturnOfALineEndIsRemoved() async throws {
         #expect(try texts("a\rb\r\nc\r\r\n", chunkSize: 3) == ["a\rb", "c\r"])
     }
 
     @Test(arguments: [1, 2, 3, 4096])
-    func aByteOrderMarkIsRemovedFromTheFirstLineOnly(chunkSize: Int) throws {
+    func aByteOrderMarkIsRemovedFromTheFirstLineOnly(chunkSize: Int) async throws {
         let bom: [UInt8] = [0xEF, 0xBB, 0xBF]
         let lines = try read(bom + Array("a\n".utf8) + bom + Array("b\n".utf8), chunkSize: chunkSize)
         #expect(lines.map(\.0) == [.text("a"), .text("\u{FEFF}b")])
@@ -90,7 +90,7 @@ import Testing
 
     /// Lines over the limit are reported as too long, wherever the chunks fall, and reading goes on.
     @Test(arguments: [1, 3, 4, 8, 64])
-    func linesOverTheLimitAreTooLong(chunkSize: Int) throws {
+    func linesOverTheLimitAreTooLong(chunkSize: Int) async throws {
         let limit = 10
         let exact = String(repeating: "x", count: limit)
         let over = String(repeating: "y", count: limit + 1)

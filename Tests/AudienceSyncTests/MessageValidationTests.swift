@@ -152,35 +152,35 @@ private let documentCases: [MessageCase] = [
     static let cases = typeCases + identityCases + timestampCases + documentCases
 
     @Test(arguments: cases)
-    func message(_ testCase: MessageCase) throws {
-        let harness = try IngestHarness()
-        let summary = try harness.ingest(testCase.line + "\n")
+    func message(_ testCase: MessageCase) async throws {
+        let harness = try await IngestHarness()
+        let summary = try await harness.ingest(testCase.line + "\n")
         if let reason = testCase.reason {
             #expect(summary.accepted == 0)
             #expect(summary.rejected == 1)
             #expect(summary.errors.map(\.reason) == [reason])
             #expect(summary.errors.first?.line == 1)
-            #expect(try harness.store.eventCount() == 0)
+            await #expect(try harness.store.eventCount() == 0)
         } else {
             #expect(summary.errors.map(\.reason) == [])
             #expect(summary.accepted == 1)
-            #expect(try harness.store.eventCount() == 1)
+            await #expect(try harness.store.eventCount() == 1)
         }
     }
 
     /// A null or empty id is absent: the row holds NULL, never "" or "null".
-    @Test func nullAndEmptyIdsAreStoredAsAbsent() throws {
-        let harness = try IngestHarness()
-        let summary = try harness.ingest(lines: [
+    @Test func nullAndEmptyIdsAreStoredAsAbsent() async throws {
+        let harness = try await IngestHarness()
+        let summary = try await harness.ingest(lines: [
             #"{"type":"track","event":"E","userId":"u1","anonymousId":null,"messageId":"m1"}"#,
             #"{"type":"track","event":"E","userId":"","anonymousId":"a1","messageId":"m2"}"#,
         ])
         #expect(summary.accepted == 2)
         #expect(summary.anonymous == 1)
-        let rows = try harness.rows("SELECT message_id, user_id, anonymous_id FROM events ORDER BY message_id")
+        let rows = try await harness.rows("SELECT message_id, user_id, anonymous_id FROM events ORDER BY message_id")
         #expect(rows == [[.text("m1"), .text("u1"), .null], [.text("m2"), .null, .text("a1")]])
         // The message itself keeps what the client sent.
-        #expect(try harness.message("m1")?["anonymousId"] == .null)
+        await #expect(try harness.message("m1")?["anonymousId"] == .null)
     }
 
     @Test(
@@ -191,33 +191,33 @@ private let documentCases: [MessageCase] = [
             [0xED, 0xA0, 0x80],  // an encoded surrogate
             [0xF4, 0x90, 0x80, 0x80],  // above U+10FFFF
         ] as [[UInt8]])
-    func invalidUTF8IsRejected(sequence: [UInt8]) throws {
-        let harness = try IngestHarness()
+    func invalidUTF8IsRejected(sequence: [UInt8]) async throws {
+        let harness = try await IngestHarness()
         let prefix = Array(#"{"type":"track","event":"E","userId":"u1","properties":{"name":""#.utf8)
         let line = prefix + sequence + Array(#""}}"#.utf8) + [0x0A]
-        let summary = try harness.ingest(bytes: line)
+        let summary = try await harness.ingest(bytes: line)
         #expect(summary.rejected == 1)
         #expect(summary.errors.map(\.reason) == ["not valid JSON: invalid UTF-8 at column \(prefix.count + 1)"])
-        #expect(try harness.store.eventCount() == 0)
+        await #expect(try harness.store.eventCount() == 0)
     }
 
-    @Test func validUTF8IsStoredByteForByte() throws {
-        let harness = try IngestHarness()
+    @Test func validUTF8IsStoredByteForByte() async throws {
+        let harness = try await IngestHarness()
         let line = #"{"type":"track","event":"Café ☕ 😀","userId":"ü","messageId":"m1","properties":{"q":"\"\\\u00e9"}}"#
-        #expect(try harness.ingest(line + "\n").accepted == 1)
-        #expect(try harness.scalar("SELECT message FROM events")?.string == line)
-        #expect(try harness.scalar("SELECT event FROM events")?.string == "Café ☕ 😀")
-        #expect(try harness.scalar("SELECT json_extract(message, '$.properties.q') FROM events")?.string == "\"\\é")
+        await #expect(try harness.ingest(line + "\n").accepted == 1)
+        await #expect(try harness.scalar("SELECT message FROM events")?.string == line)
+        await #expect(try harness.scalar("SELECT event FROM events")?.string == "Café ☕ 😀")
+        await #expect(try harness.scalar("SELECT json_extract(message, '$.properties.q') FROM events")?.string == "\"\\é")
     }
 
     /// Fields this program does not know are kept as they are: the stored message is the line.
-    @Test func unknownFieldsAreKeptAsSent() throws {
-        let harness = try IngestHarness()
+    @Test func unknownFieldsAreKeptAsSent() async throws {
+        let harness = try await IngestHarness()
         let line =
             #"{"type":"track","event":"E","userId":"u1","messageId":"m1","integrations":{"All":false,"Mixpanel":true},"_metadata":{"bundled":["Segment.io"],"unbundled":[]},"custom":{"deep":[1,{"x":null}]},"version":2,"channel":"server","flag":true}"#
-        #expect(try harness.ingest(line + "\n").accepted == 1)
-        #expect(try harness.scalar("SELECT message FROM events")?.string == line)
-        let extracted = try harness.rows(
+        await #expect(try harness.ingest(line + "\n").accepted == 1)
+        await #expect(try harness.scalar("SELECT message FROM events")?.string == line)
+        let extracted = try await harness.rows(
             """
             SELECT json_extract(message, '$.integrations.Mixpanel'), json_type(message, '$.integrations.All'),
                    json_extract(message, '$._metadata.bundled[0]'), json_type(message, '$.custom.deep[1].x'),
@@ -234,16 +234,16 @@ private let documentCases: [MessageCase] = [
     }
 
     /// Stored columns: the type, the ids, and the event name of a track or the name of a page/screen.
-    @Test func columnsHoldTheTypeIdsAndName() throws {
-        let harness = try IngestHarness()
-        _ = try harness.ingest(lines: [
+    @Test func columnsHoldTheTypeIdsAndName() async throws {
+        let harness = try await IngestHarness()
+        _ = try await harness.ingest(lines: [
             #"{"type":"track","event":"Order Completed","userId":"u1","messageId":"m1"}"#,
             #"{"type":"page","name":"Pricing","anonymousId":"a1","messageId":"m2"}"#,
             #"{"type":"screen","name":"Home","userId":"u1","anonymousId":"a1","messageId":"m3"}"#,
             #"{"type":"identify","userId":"u1","messageId":"m4","event":"ignored"}"#,
             #"{"type":"alias","userId":"u1","previousId":"a1","messageId":"m5"}"#,
         ])
-        let rows = try harness.rows(
+        let rows = try await harness.rows(
             "SELECT message_id, type, user_id, anonymous_id, event FROM events ORDER BY message_id")
         #expect(
             rows == [

@@ -9,39 +9,39 @@ import Testing
 @Suite struct OutboxMarkTests {
     let day: Int64 = 86_400_000
 
-    func count(_ database: Database, _ sql: String) throws -> Int {
-        Int(try database.prepare(sql).scalar()?.int64 ?? -1)
+    func count(_ harness: SyncHarness, _ sql: String) async throws -> Int {
+        Int(try await harness.scalar(sql)?.int64 ?? -1)
     }
 
     @Test func aBatchAcknowledgedWholeMovesTheMarkAndNothingReadsAsPending() async throws {
-        let harness = try SyncHarness()
-        try harness.ingest("events.ndjson")
+        let harness = try await SyncHarness()
+        try await harness.ingest("events.ndjson")
         let report = try await harness.sync(now: demoNow, destination: RecordingDestination())
-        let database = harness.store.database
-        let rows = try count(database, "SELECT count(*) FROM outbox")
+        let database = harness
+        let rows = try await count(database, "SELECT count(*) FROM outbox")
         #expect(rows > 0 && report.pairs.map(\.sent).reduce(0, +) == rows)
         // The rows were not rewritten: their own state still says pending, the mark covers them.
-        #expect(try count(database, "SELECT count(*) FROM outbox WHERE state = 'pending'") == rows)
-        #expect(
+        await #expect(try count(database, "SELECT count(*) FROM outbox WHERE state = 'pending'") == rows)
+        await #expect(
             try count(
                 database,
                 """
                 SELECT count(*) FROM outbox o JOIN outbox_marks m ON m.key = o.key AND m.destination = o.destination
                 WHERE o.id <= m.through_id
                 """) == rows)
-        #expect(try count(database, "SELECT count(*) FROM outbox_states WHERE state = 'delivered'") == rows)
-        let state = SyncState(database: database)
-        #expect(try state.pendingPairs().isEmpty)
+        await #expect(try count(database, "SELECT count(*) FROM outbox_states WHERE state = 'delivered'") == rows)
+        let state = harness.store
+        #expect(try await state.pendingPairs().isEmpty)
         for pair in report.pairs {
-            #expect(try state.pendingCount(key: pair.key, destination: pair.destination) == 0)
+            #expect(try await state.pendingCount(PairName(key: pair.key, destination: pair.destination)) == 0)
         }
-        #expect(try database.prepare("SELECT sum(sent), sum(failed) FROM runs").rows().first == [.integer(Int64(rows)), .integer(0)])
-        let status = try SyncStatus.load(engine: harness.engine, configuration: harness.configuration, now: demoNow)
+        #expect(try await harness.rows("SELECT sum(sent), sum(failed) FROM runs").first == [.integer(Int64(rows)), .integer(0)])
+        let status = try await SyncStatus.load(
+            engine: harness.engine, state: harness.store, configuration: harness.configuration, now: demoNow)
         #expect(status.pairs.allSatisfy { $0.pending == 0 })
         // The dry run lays no delivered row over the snapshot as pending work.
-        let dry = try Syncer.dryRun(
-            engine: harness.engine, configuration: harness.configuration,
-            selection: SyncSelection(destinations: ["outbox"], force: true), now: demoNow + 60_000)
+        let dry = try await harness.syncer().dryRun(
+            SyncSelection(destinations: ["outbox"], force: true), now: demoNow + 60_000)
         #expect(!dry.pairs.isEmpty && dry.pairs.allSatisfy { $0.counts.pending == 0 })
         // Nothing is sent again.
         let again = RecordingDestination()
@@ -50,40 +50,40 @@ import Testing
     }
 
     @Test func failuresUnderTheMarkStayFailed() async throws {
-        let harness = try SyncHarness()
-        try harness.ingest("events.ndjson")
+        let harness = try await SyncHarness()
+        try await harness.ingest("events.ndjson")
         let refusing = RecordingDestination()
         refusing.refuse = ["u_dev"]
         // Batches of two: the one with u_dev goes row by row, the others move the mark past it.
         _ = try await harness.sync(now: demoNow, destination: refusing, batchSize: 2)
-        let database = harness.store.database
-        let failed = try count(database, "SELECT count(*) FROM outbox_states WHERE state = 'failed'")
+        let database = harness
+        let failed = try await count(database, "SELECT count(*) FROM outbox_states WHERE state = 'failed'")
         #expect(failed > 0)
-        let failedForUDev = try count(database, "SELECT count(*) FROM outbox_states WHERE state = 'failed' AND user_id = 'u_dev'")
+        let failedForUDev = try await count(database, "SELECT count(*) FROM outbox_states WHERE state = 'failed' AND user_id = 'u_dev'")
         #expect(failed == failedForUDev)
-        #expect(
+        await #expect(
             try count(database, "SELECT count(*) FROM outbox_states WHERE state = 'delivered'")
                 == refusing.acknowledged.count)
-        #expect(
+        await #expect(
             try count(
                 database,
                 """
                 SELECT count(*) FROM outbox o JOIN outbox_marks m ON m.key = o.key AND m.destination = o.destination
                 WHERE o.state = 'failed' AND o.id < m.through_id
                 """) > 0)
-        #expect(try SyncState(database: database).pendingPairs().isEmpty)
+        #expect(try await harness.store.pendingPairs().isEmpty)
     }
 
     /// Old delivered rows are pruned after a week, but never the newest row: were the outbox's
     /// largest id deleted, SQLite would give new rows ids at or under a mark, and they would read
     /// as delivered without ever being sent.
     @Test func rowsWrittenAfterPruningAreNeverCoveredByAnOldMark() async throws {
-        let harness = try SyncHarness()
-        try harness.ingest("events.ndjson")
+        let harness = try await SyncHarness()
+        try await harness.ingest("events.ndjson")
         _ = try await harness.sync(now: demoNow, destination: RecordingDestination())
-        let database = harness.store.database
-        let highestMark = try count(database, "SELECT max(through_id) FROM outbox_marks")
-        let firstRows = try count(database, "SELECT count(*) FROM outbox")
+        let database = harness
+        let highestMark = try await count(database, "SELECT max(through_id) FROM outbox_marks")
+        let firstRows = try await count(database, "SELECT count(*) FROM outbox")
         #expect(highestMark == firstRows)
 
         // Eight days later everything of the first sync is old enough to prune; the destination
@@ -92,17 +92,17 @@ import Testing
         crashing.crashAfter = 0
         let later = demoNow + 8 * day
         _ = try await harness.sync(now: later, force: true, destination: crashing)
-        #expect(try count(database, "SELECT count(*) FROM outbox WHERE run_id IN (SELECT id FROM runs WHERE started_at = \(demoNow))") == 1)
-        let newRows = try count(database, "SELECT count(*) FROM outbox WHERE run_id IN (SELECT id FROM runs WHERE started_at = \(later))")
+        await #expect(try count(database, "SELECT count(*) FROM outbox WHERE run_id IN (SELECT id FROM runs WHERE started_at = \(demoNow))") == 1)
+        let newRows = try await count(database, "SELECT count(*) FROM outbox WHERE run_id IN (SELECT id FROM runs WHERE started_at = \(later))")
         #expect(newRows > 0)
-        #expect(try count(database, "SELECT min(id) FROM outbox WHERE run_id IN (SELECT id FROM runs WHERE started_at = \(later))") > highestMark)
-        #expect(try count(database, "SELECT count(*) FROM outbox_states WHERE state = 'pending'") == newRows)
+        await #expect(try count(database, "SELECT min(id) FROM outbox WHERE run_id IN (SELECT id FROM runs WHERE started_at = \(later))") > highestMark)
+        await #expect(try count(database, "SELECT count(*) FROM outbox_states WHERE state = 'pending'") == newRows)
 
         // The next run delivers exactly them.
         let rerun = RecordingDestination()
         let report = try await harness.sync(now: later + 60_000, destination: rerun)
         #expect(rerun.received.count == newRows)
         #expect(report.pairs.map(\.resumed).reduce(0, +) == newRows)
-        #expect(try count(database, "SELECT count(*) FROM outbox_states WHERE state = 'pending'") == 0)
+        await #expect(try count(database, "SELECT count(*) FROM outbox_states WHERE state = 'pending'") == 0)
     }
 }

@@ -5,12 +5,12 @@ import Testing
 /// Schema version 3 moves message texts out of `outbox`; a store synced by version 2 keeps every
 /// row, state and message byte.
 @Suite struct OutboxMigrationTests {
-    @Test func aVersionTwoOutboxKeepsItsRowsAndMessages() throws {
+    @Test func aVersionTwoOutboxKeepsItsRowsAndMessages() async throws {
         let directory = try TemporaryDirectory()
         let path = directory.file("v2.db")
         do {
             let database = try Database(path: path)
-            try database.migrate(Array(EventStore.migrations.prefix(2)))
+            try database.migrate(Array(SQLiteSchema.migrations.prefix(2)))
             try database.execute(
                 """
                 INSERT INTO runs (id, started_at, key, destination, first_sync) VALUES (1, 5, 'k', 'd', 1);
@@ -20,24 +20,28 @@ import Testing
                        (3, 1, 'k', 'd', 'u3', 'false', 1, 'as-1-c', '{"userId":"u3 é"}', 'pending', NULL, 5, 5);
                 """)
         }
-        let store = try EventStore(path: path)
-        #expect(try store.database.userVersion == EventStore.migrations.count)
-        let rows = try store.database.prepare(
-            """
-            SELECT o.id, o.user_id, o.value, o.removes, o.message_id, m.message, o.state, o.reason, o.created_at, o.updated_at
-            FROM outbox o JOIN outbox_messages m ON m.id = o.id ORDER BY o.id
-            """
-        ).rows()
+        let store = try await SQLiteStore(path: path)
+        #expect(try await store.connection.run { try $0.userVersion } == SQLiteSchema.migrations.count)
+        let rows = try await store.connection.run {
+            try $0.prepare(
+                """
+                SELECT o.id, o.user_id, o.value, o.removes, o.message_id, m.message, o.state, o.reason, o.created_at, o.updated_at
+                FROM outbox o JOIN outbox_messages m ON m.id = o.id ORDER BY o.id
+                """
+            ).rows()
+        }
         #expect(rows.count == 3)
         #expect(rows.map { $0[5].string } == [#"{"userId":"u1"}"#, #"{"userId":"u2"}"#, #"{"userId":"u3 é"}"#])
         #expect(rows.map { $0[6].string } == ["delivered", "failed", "pending"])
         #expect(rows[1][7].string == "no" && rows[2][3].int64 == 1 && rows[0][9].int64 == 6)
-        let pending = try SyncState(database: store.database).pendingMessages(key: "k", destination: "d", after: 0, limit: 10)
+        let pending = try await store.pendingMessages(PairName(key: "k", destination: "d"), after: 0, limit: 10)
         #expect(pending == [OutboundMessage(id: 3, userId: "u3", messageId: "as-1-c", body: #"{"userId":"u3 é"}"#)])
         // The pending rows are found through the partial index.
-        let plan = try store.database.prepare(
-            "EXPLAIN QUERY PLAN SELECT id FROM outbox WHERE key = 'k' AND destination = 'd' AND state = 'pending' AND id > 0"
-        ).rows().compactMap { $0[3].string }.joined(separator: " ")
+        let plan = try await store.connection.run {
+            try $0.prepare(
+                "EXPLAIN QUERY PLAN SELECT id FROM outbox WHERE key = 'k' AND destination = 'd' AND state = 'pending' AND id > 0"
+            ).rows()
+        }.compactMap { $0[3].string }.joined(separator: " ")
         #expect(plan.contains("outbox_pending"))
     }
 }
@@ -45,30 +49,29 @@ import Testing
 /// Delivered outbox rows are kept a week (by their runs' `now`), pending and failed ones always.
 @Suite struct OutboxRetentionTests {
     @Test func deliveredRowsOlderThanAWeekArePrunedOthersStay() async throws {
-        let harness = try SyncHarness()
-        try harness.ingest("events.ndjson")
+        let harness = try await SyncHarness()
+        try await harness.ingest("events.ndjson")
         let day: Int64 = 86_400_000
         let refusing = RecordingDestination()
         refusing.refuse = ["u_dev"]
         _ = try await harness.sync(now: demoNow, destination: refusing)
-        let database = harness.store.database
-        func count(_ sql: String) throws -> Int64 { try database.prepare(sql).scalar()?.int64 ?? -1 }
+        func count(_ sql: String) async throws -> Int64 { try await harness.scalar(sql)?.int64 ?? -1 }
         let firstRuns = "run_id IN (SELECT id FROM runs WHERE started_at = \(demoNow))"
-        let delivered = try count("SELECT count(*) FROM outbox_states WHERE state = 'delivered' AND \(firstRuns)")
-        let failed = try count("SELECT count(*) FROM outbox_states WHERE state = 'failed' AND \(firstRuns)")
+        let delivered = try await count("SELECT count(*) FROM outbox_states WHERE state = 'delivered' AND \(firstRuns)")
+        let failed = try await count("SELECT count(*) FROM outbox_states WHERE state = 'failed' AND \(firstRuns)")
         #expect(delivered > 0 && failed > 0)
 
         // Six days later nothing is old enough.
         _ = try await harness.sync(now: demoNow + 6 * day, force: true, destination: RecordingDestination())
-        #expect(try count("SELECT count(*) FROM outbox_states WHERE state = 'delivered' AND \(firstRuns)") == delivered)
+        await #expect(try count("SELECT count(*) FROM outbox_states WHERE state = 'delivered' AND \(firstRuns)") == delivered)
 
         // Eight days later the first run's delivered rows and texts are gone; its failed ones stay,
         // and what the later runs sent is still there.
         _ = try await harness.sync(now: demoNow + 8 * day, force: true, destination: RecordingDestination())
-        #expect(try count("SELECT count(*) FROM outbox_states WHERE state = 'delivered' AND \(firstRuns)") == 0)
-        #expect(try count("SELECT count(*) FROM outbox_states WHERE state = 'failed' AND \(firstRuns)") == failed)
-        #expect(try count("SELECT count(*) FROM outbox_messages WHERE id NOT IN (SELECT id FROM outbox)") == 0)
-        #expect(try count("SELECT count(*) FROM outbox o LEFT JOIN outbox_messages m USING (id) WHERE m.id IS NULL") == 0)
-        #expect(try count("SELECT count(*) FROM outbox_states WHERE state = 'delivered'") > 0)
+        await #expect(try count("SELECT count(*) FROM outbox_states WHERE state = 'delivered' AND \(firstRuns)") == 0)
+        await #expect(try count("SELECT count(*) FROM outbox_states WHERE state = 'failed' AND \(firstRuns)") == failed)
+        await #expect(try count("SELECT count(*) FROM outbox_messages WHERE id NOT IN (SELECT id FROM outbox)") == 0)
+        await #expect(try count("SELECT count(*) FROM outbox o LEFT JOIN outbox_messages m USING (id) WHERE m.id IS NULL") == 0)
+        await #expect(try count("SELECT count(*) FROM outbox_states WHERE state = 'delivered'") > 0)
     }
 }

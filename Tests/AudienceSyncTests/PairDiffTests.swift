@@ -96,11 +96,11 @@ import Testing
     }
 
     @Test(arguments: 0..<40)
-    func theMergeJoinEqualsTheModel(seed: Int) throws {
+    func theMergeJoinEqualsTheModel(seed: Int) async throws {
         var random = SplitMix64(seed: UInt64(seed) &+ 7)
         let folder = try TemporaryDirectory()
         for (name, text) in Self.definitions { _ = try folder.write(name, text) }
-        let harness = try SyncHarness(definitions: folder.path)
+        let harness = try await SyncHarness(definitions: folder.path)
         // Current state: each chosen user did Thing with a plan of p0…p2 (the last one counts).
         var lines: [String] = []
         var currentPlan: [UserBytes: String] = [:]
@@ -113,11 +113,10 @@ import Testing
                     + #""messageId":"m-\#(index)","timestamp":"2026-11-20T10:00:00Z"}"#)
         }
         let events = try harness.directory.write("events.ndjson", lines.joined(separator: "\n") + "\n")
-        try harness.ingest(events)
+        try await harness.ingest(events)
 
-        let database = harness.store.database
-        try database.execute("INSERT INTO runs (id, started_at, key, destination, first_sync) VALUES (1, 0, 'x', 'outbox', 0)")
-        let differ = try PairDiffer(engine: harness.engine)
+        try await harness.execute(
+            "INSERT INTO runs (id, started_at, key, destination, first_sync) VALUES (1, 0, 'x', 'outbox', 0)")
         let pairs = try SyncSelection().pairs(definitions: harness.engine.definitions, configuration: harness.configuration)
         var messageNumber = 0
         for pair in pairs {
@@ -138,51 +137,67 @@ import Testing
                 let value = removes ? (audience ? "false" : "null") : values[Int(random.next() % UInt64(values.count))]
                 pending.append((Array(user.utf8), value, removes))
             }
-            for (user, value) in snapshot {
-                try database.prepare("INSERT INTO snapshots (key, destination, user_id, value) VALUES (?1, 'outbox', ?2, ?3)")
-                    .execute([.text(pair.key), .text(String(decoding: user, as: UTF8.self)), .text(value)])
-            }
+            let snapshotRows = snapshot.map { (String(decoding: $0.key, as: UTF8.self), $0.value) }
+            var pendingRows: [(user: String, value: String, removes: Bool, messageId: String)] = []
             for (user, value, removes) in pending {
                 messageNumber += 1
+                pendingRows.append((String(decoding: user, as: UTF8.self), value, removes, "m\(messageNumber)"))
+            }
+            messageNumber += 1
+            let extraNumber = messageNumber
+            let key = pair.key
+            let pendingToWrite = pendingRows
+            try await harness.database { database in
+                for (user, value) in snapshotRows {
+                    try database.prepare("INSERT INTO snapshots (key, destination, user_id, value) VALUES (?1, 'outbox', ?2, ?3)")
+                        .execute([.text(key), .text(user), .text(value)])
+                }
+                for row in pendingToWrite {
+                    try database.prepare(
+                        """
+                        INSERT INTO outbox (run_id, key, destination, user_id, value, removes, message_id, created_at, updated_at)
+                        VALUES (1, ?1, 'outbox', ?2, ?3, ?4, ?5, 0, 0)
+                        """
+                    ).execute([.text(key), .text(row.user), .text(row.value), .integer(row.removes ? 1 : 0), .text(row.messageId)])
+                }
+                // A delivered row and another pair's pending row must not count.
                 try database.prepare(
                     """
-                    INSERT INTO outbox (run_id, key, destination, user_id, value, removes, message_id, created_at, updated_at)
-                    VALUES (1, ?1, 'outbox', ?2, ?3, ?4, ?5, 0, 0)
+                    INSERT INTO outbox (run_id, key, destination, user_id, value, removes, message_id, state, created_at, updated_at)
+                    VALUES (1, ?1, 'outbox', 'A', 'true', 0, ?2, 'delivered', 0, 0),
+                           (1, ?1, 'elsewhere', 'B', 'true', 0, ?3, 'pending', 0, 0)
                     """
-                ).execute([
-                    .text(pair.key), .text(String(decoding: user, as: UTF8.self)), .text(value), .integer(removes ? 1 : 0),
-                    .text("m\(messageNumber)"),
-                ])
+                ).execute([.text(key), .text("m\(extraNumber)"), .text("n\(extraNumber)")])
             }
-            // A delivered row and another pair's pending row must not count.
-            messageNumber += 1
-            try database.prepare(
-                """
-                INSERT INTO outbox (run_id, key, destination, user_id, value, removes, message_id, state, created_at, updated_at)
-                VALUES (1, ?1, 'outbox', 'A', 'true', 0, ?2, 'delivered', 0, 0),
-                       (1, ?1, 'elsewhere', 'B', 'true', 0, ?3, 'pending', 0, 0)
-                """
-            ).execute([.text(pair.key), .text("m\(messageNumber)"), .text("n\(messageNumber)")])
 
             let model = Self.expected(
                 current: current, snapshot: snapshot, pending: pending, gone: audience ? "false" : "null")
-            let counts: PairCounts
-            if seed % 2 == 1 {
-                // In a caller's transaction the diff's savepoint nests and leaves that transaction open.
-                counts = try database.inTransaction(.deferred) {
-                    let counts = try differ.load(pair, now: demoNow)
-                    #expect(database.isInTransaction)
-                    return counts
+            let request = DiffRequest(
+                pair: PairName(key: pair.key, destination: "outbox"), kind: pair.definition.kind,
+                members: try harness.engine.statement(key: pair.key, now: demoNow), sampleSize: 2)
+            let nested = seed % 2 == 1
+            let (diff, changes, inTransactionDuring, inTransactionAfter) = try await harness.database { database in
+                let differ = SQLitePairDiff(database: database)
+                var during = true
+                let diff: PairDiff
+                if nested {
+                    // In a caller's transaction the diff's savepoint nests and leaves that transaction open.
+                    diff = try database.inTransaction(.deferred) {
+                        let diff = try differ.stage(request)
+                        during = database.isInTransaction
+                        return diff
+                    }
+                } else {
+                    diff = try differ.stage(request)
                 }
-            } else {
-                counts = try differ.load(pair, now: demoNow)
+                return (diff, try differ.changes(from: 0, limit: Int.max).map(Change.init), during, database.isInTransaction)
             }
-            #expect(!database.isInTransaction, "the diff's savepoint is released")
+            let counts = diff.counts
+            #expect(inTransactionDuring)
+            #expect(!inTransactionAfter, "the diff's savepoint is released")
             #expect(counts == model.counts, "seed \(seed), \(pair.key)")
-            var changes: [Change] = []
-            try differ.forEachChange(pair) { changes.append(Change($0)) }
             #expect(changes == model.changes, "seed \(seed), \(pair.key)")
-            let sample = try differ.sample(pair, limit: 2)
+            let sample = diff.sample
             for kind in [PairChange.Kind.entered, .exited, .changed] {
                 let expected = model.changes.filter { $0.kind == kind }.prefix(2).map(\.user)
                 #expect(sample[kind]?.map { Array($0.utf8) } == Array(expected))

@@ -14,7 +14,7 @@ import Testing
     ]
 
     @Test(arguments: valid)
-    func parses(text: String, keys: [String], sqlitePath: String) throws {
+    func parses(text: String, keys: [String], sqlitePath: String) async throws {
         let path = try PropertyPath.parse(text)
         #expect(path.keys == keys)
         #expect(path.sqliteJSONPath == sqlitePath)
@@ -44,7 +44,7 @@ import Testing
         }
     }
 
-    @Test func rendersAndDropsTheRoot() throws {
+    @Test func rendersAndDropsTheRoot() async throws {
         let path = try PropertyPath.parse("properties.\"Plan Name\".tier")
         #expect(path.root == "properties")
         #expect(path.droppingRoot?.sqliteJSONPath == "$.\"Plan Name\".\"tier\"")

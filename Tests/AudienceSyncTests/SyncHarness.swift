@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 @testable import AudienceSync
 
@@ -10,22 +11,39 @@ let demoLater: Int64 = demoNow + 9_000_000
 /// A destination for tests: records what it receives, refuses chosen users for good, and can
 /// "crash" (throw) once it has accepted a number of messages, after writing part of a batch.
 final class RecordingDestination: Destination {
-    var received: [OutboundMessage] = []
-    var acknowledged: [OutboundMessage] = []
-    var crashAfter: Int?
-    var refuse: Set<String> = []
+    private struct State {
+        var received: [OutboundMessage] = []
+        var acknowledged: [OutboundMessage] = []
+        var crashAfter: Int?
+        var refuse: Set<String> = []
+    }
+
+    private let state = Mutex(State())
+
+    var received: [OutboundMessage] { state.withLock { $0.received } }
+    var acknowledged: [OutboundMessage] { state.withLock { $0.acknowledged } }
+    var crashAfter: Int? {
+        get { state.withLock { $0.crashAfter } }
+        set { state.withLock { $0.crashAfter = newValue } }
+    }
+    var refuse: Set<String> {
+        get { state.withLock { $0.refuse } }
+        set { state.withLock { $0.refuse = newValue } }
+    }
 
     func deliver(_ batch: [OutboundMessage]) throws -> [DeliveryResult] {
-        if let crashAfter, acknowledged.count + batch.count > crashAfter {
-            // The receiver got the first messages of the batch, then the connection died.
-            received += batch.prefix(max(0, crashAfter - acknowledged.count))
-            throw AudienceSyncError(.delivery, "simulated crash")
-        }
-        received += batch
-        return batch.map { message in
-            if refuse.contains(message.userId) { return .failed(reason: "refused by the test") }
-            acknowledged.append(message)
-            return .acknowledged
+        try state.withLock { state in
+            if let crashAfter = state.crashAfter, state.acknowledged.count + batch.count > crashAfter {
+                // The receiver got the first messages of the batch, then the connection died.
+                state.received += batch.prefix(max(0, crashAfter - state.acknowledged.count))
+                throw AudienceSyncError(.delivery, "simulated crash")
+            }
+            state.received += batch
+            return batch.map { message in
+                if state.refuse.contains(message.userId) { return .failed(reason: "refused by the test") }
+                state.acknowledged.append(message)
+                return .acknowledged
+            }
         }
     }
 }
@@ -34,11 +52,11 @@ final class RecordingDestination: Destination {
 final class SyncHarness {
     let directory: TemporaryDirectory
     let configuration: Configuration
-    let store: EventStore
+    let store: SQLiteStore
     let engine: MembershipEngine
 
     /// `definitions`: the folder of definition files (default: the demo's).
-    init(sendAs: String = "identify", extraDestinations: String = "", definitions: String? = nil) throws {
+    init(sendAs: String = "identify", extraDestinations: String = "", definitions: String? = nil) async throws {
         directory = try TemporaryDirectory()
         let definitions = definitions ?? (repositoryRoot as NSString).appendingPathComponent("fixtures/demo/audiences")
         let file = try directory.write(
@@ -59,25 +77,25 @@ final class SyncHarness {
             \(extraDestinations)
             """)
         configuration = try Configuration.load(file: file)
-        store = try EventStore(path: configuration.databasePath)
+        store = try await SQLiteStore(path: configuration.databasePath)
         engine = MembershipEngine(
-            store: store,
+            source: store,
             definitions: try DefinitionSet.load(directory: configuration.definitionsPath, configuration: configuration))
     }
 
     /// Ingests a file of `fixtures/demo`, or any file given by an absolute path.
-    func ingest(_ name: String, now: Int64 = demoNow) throws {
+    func ingest(_ name: String, now: Int64 = demoNow) async throws {
         let path = name.hasPrefix("/") ? name : (repositoryRoot as NSString).appendingPathComponent("fixtures/demo/\(name)")
-        let ingester = try Ingester(store: store, options: IngestOptions(now: now), logger: silentLogger)
-        try ingester.ingest(path: path)
-        _ = try ingester.finish()
+        _ = try await Ingester(sink: store, options: IngestOptions(now: now), logger: silentLogger).run([path])
     }
 
     func syncer(_ destination: (any Destination)? = nil, batchSize: Int? = nil) -> Syncer {
-        Syncer(engine: engine, configuration: configuration, logger: silentLogger, batchSize: batchSize) { config in
-            if let destination { return destination }
-            return try Syncer.standardDestination(config, logger: silentLogger)
-        }
+        Syncer(
+            engine: engine, state: store, configuration: configuration, logger: silentLogger, batchSize: batchSize,
+            destinations: DestinationFactory { config in
+                if let destination { return destination }
+                return try DestinationFactory.standardDestination(config, logger: silentLogger)
+            })
     }
 
     func sync(
@@ -89,6 +107,23 @@ final class SyncHarness {
             SyncSelection(definitions: definitions, destinations: destinations, force: force), now: now)
     }
 
+    func scalar(_ sql: String, _ values: [SQLiteValue] = []) async throws -> SQLiteValue? {
+        try await database { try $0.prepare(sql).scalar(values) }
+    }
+
+    func rows(_ sql: String, _ values: [SQLiteValue] = []) async throws -> [[SQLiteValue]] {
+        try await database { try $0.prepare(sql).rows(values) }
+    }
+
+    func execute(_ sql: String) async throws {
+        try await database { try $0.execute(sql) }
+    }
+
+    /// Runs `body` with the store's connection (to read or change its tables directly).
+    func database<T: Sendable>(_ body: @Sendable (Database) throws -> T) async throws -> T {
+        try await store.connection.run(body)
+    }
+
     /// The lines the file destination holds, parsed.
     func output() throws -> [JSONValue] {
         let path = directory.file("out/identify.ndjson")
@@ -97,11 +132,12 @@ final class SyncHarness {
     }
 
     /// The snapshot of a pair: user id → value JSON text.
-    func snapshot(_ key: String, destination: String = "outbox") throws -> [String: String] {
+    func snapshot(_ key: String, destination: String = "outbox") async throws -> [String: String] {
         var result: [String: String] = [:]
-        for row in try store.database.prepare(
-            "SELECT user_id, value FROM snapshots WHERE key = ?1 AND destination = ?2"
-        ).rows([.text(key), .text(destination)]) {
+        for row in try await database({
+            try $0.prepare("SELECT user_id, value FROM snapshots WHERE key = ?1 AND destination = ?2")
+                .rows([.text(key), .text(destination)])
+        }) {
             result[row[0].string!] = row[1].string!
         }
         return result

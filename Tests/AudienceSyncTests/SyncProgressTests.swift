@@ -6,9 +6,9 @@ import Testing
 /// The progress a sync reports while delivering (shown on a terminal).
 @Suite struct SyncProgressTests {
     @Test func eachPairReportsItsDeliveredMessagesOutOfItsTotal() async throws {
-        let harness = try SyncHarness()
-        try harness.ingest("events.ndjson")
-        let syncer = harness.syncer(batchSize: 3)
+        let harness = try await SyncHarness()
+        try await harness.ingest("events.ndjson")
+        var syncer = harness.syncer(batchSize: 3)
         var steps: [DeliveryProgress] = []
         syncer.progress = { steps.append($0) }
         let report = try await syncer.sync(SyncSelection(destinations: ["outbox"]), now: demoNow)

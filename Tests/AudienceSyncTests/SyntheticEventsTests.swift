@@ -74,7 +74,7 @@ import Testing
         #expect(chunks.count >= 2)
     }
 
-    @Test func everyLineIsAValidSegmentMessage() throws {
+    @Test func everyLineIsAValidSegmentMessage() async throws {
         let corpus = Self.corpus
         let earliest = Self.now - Int64(corpus.generator.days) * 86_400_000
         let types: Set = ["track", "identify", "page", "screen", "group", "alias"]
@@ -117,7 +117,7 @@ import Testing
         #expect(span > Int64(Self.corpus.generator.days - 1) * 86_400_000)
     }
 
-    @Test func sprigSurveyResponsesHaveEveryPropertyWithItsType() throws {
+    @Test func sprigSurveyResponsesHaveEveryPropertyWithItsType() async throws {
         let responses = Self.corpus.events("SDK - Submitted - Survey Response")
         #expect(responses.count > 50)
         var scores: [Int] = []
@@ -171,7 +171,7 @@ import Testing
         #expect(promoters > detractors)
     }
 
-    @Test func theMixHasEveryKind() throws {
+    @Test func theMixHasEveryKind() async throws {
         let corpus = Self.corpus
         let types = Set(corpus.messages.compactMap { $0["type"] as? String })
         #expect(types.isSuperset(of: ["identify", "track", "page", "alias"]))
@@ -270,7 +270,7 @@ import Testing
     }
 
     @Test(arguments: ["plain", "quote \" here", "back\\slash", "tab\tnew\nline", "\u{1}\u{1F}", "Zoë — 🚀"])
-    func escapedStringsRoundTrip(text: String) throws {
+    func escapedStringsRoundTrip(text: String) async throws {
         let json = Data(([0x5B, 0x22] + JSONBytes.escaped(text) + [0x22, 0x5D]) as [UInt8])
         let parsed = try JSONSerialization.jsonObject(with: json) as? [String]
         #expect(parsed == [text])

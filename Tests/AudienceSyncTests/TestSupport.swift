@@ -61,3 +61,16 @@ func errorLines(_ body: () async throws -> Void) async -> [String] {
         return ["unexpected error: \(error)"]
     }
 }
+
+/// A report's `--format json` document, parsed.
+func reportJSON<Report: Encodable>(_ report: Report) throws -> JSONValue {
+    try JSONValue.parse(ReportJSON.encode(report))
+}
+
+extension JSONValue {
+    /// The elements of an array.
+    var arrayValue: [JSONValue]? {
+        if case .array(let elements) = self { return elements }
+        return nil
+    }
+}

@@ -15,13 +15,13 @@ import Testing
         return DefinitionSet(definitions: definitions, evaluationOrder: definitions)
     }()
 
-    @Test func jsonIsTheSpecDocumentWithStableKeyOrder() throws {
-        let json = ValidationReport.json(Self.set)
+    @Test func jsonIsTheSpecDocumentWithStableKeyOrder() async throws {
+        let json = ReportJSON.encode(ValidationReport(Self.set))
         #expect(
             json == """
-                {"definitions":[{"name":"Quote \\"Me\\"","key":"quote_me","kind":"audience","file":"audiences/q.yml",\
-                "destinations":["outbox"],"schedule":"1h30m"},{"name":"Helper","key":"helper","kind":"computed_trait",\
-                "file":"audiences/h.yml","destinations":[],"schedule":"2h"}]}
+                {"definitions":[{"destinations":["outbox"],"file":"audiences/q.yml","key":"quote_me","kind":"audience",\
+                "name":"Quote \\"Me\\"","schedule":"1h30m"},{"destinations":[],"file":"audiences/h.yml","key":"helper",\
+                "kind":"computed_trait","name":"Helper","schedule":"2h"}]}
                 """)
         let parsed = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
         #expect((parsed?["definitions"] as? [Any])?.count == 2)
@@ -29,7 +29,7 @@ import Testing
 
     @Test func tableListsNameKeyKindDestinationsSchedule() {
         #expect(
-            ValidationReport.table(Self.set) == """
+            ValidationReport(Self.set).table == """
                 NAME        KEY       KIND            DESTINATIONS  SCHEDULE
                 Quote "Me"  quote_me  audience        outbox        1h30m
                 Helper      helper    computed_trait  -             2h

@@ -9,7 +9,7 @@ import Testing
         "total_spent_90_days",
     ]
 
-    @Test func anInputFileReportsTheUsersItNames() throws {
+    @Test func anInputFileReportsTheUsersItNames() async throws {
         let directory = try ScratchDirectory()
         let input = try directory.write(
             "events.ndjson",
@@ -24,7 +24,7 @@ import Testing
         #expect(figures?["users"] as? Int == 7)
     }
 
-    @Test func ingestAndComputeStagesPrintOneJSONObjectOfFigures() throws {
+    @Test func ingestAndComputeStagesPrintOneJSONObjectOfFigures() async throws {
         let definitions = (repositoryRoot as NSString).appendingPathComponent("fixtures/demo/audiences")
         let (status, output, errors) = try Self.run([
             "--events", "20000", "--stages", "ingest,compute", "--definitions", definitions,
@@ -61,7 +61,7 @@ import Testing
 
     /// The diff and deliver stages at a tiny size: the pair diff, then a real sync to the file
     /// destination and to the harness's loopback Segment receiver.
-    @Test func diffAndDeliverStagesReportTheirFigures() throws {
+    @Test func diffAndDeliverStagesReportTheirFigures() async throws {
         let (status, output, errors) = try Self.run([
             "--stages", "diff,deliver", "--diff-members", "20000", "--deliver-messages", "20000",
         ])
@@ -77,7 +77,7 @@ import Testing
     }
 
     /// A definition changed so that its baseline no longer says the same thing stops the run.
-    @Test func baselineThatDisagreesWithTheEngineFailsTheRun() throws {
+    @Test func baselineThatDisagreesWithTheEngineFailsTheRun() async throws {
         let scratch = try ScratchDirectory()
         try scratch.copyDemo()
         try scratch.write(
@@ -99,7 +99,7 @@ import Testing
         #expect(errors.contains("the baseline SQL for 'nps_detractors' does not give the engine's result"))
     }
 
-    @Test func computeWithoutItsDefinitionsIsAUsageError() throws {
+    @Test func computeWithoutItsDefinitionsIsAUsageError() async throws {
         let (status, output, errors) = try Self.run([
             "--events", "10", "--stages", "compute", "--definitions", "/nonexistent/audiences",
         ])
@@ -108,7 +108,7 @@ import Testing
         #expect(errors.contains("--definitions '/nonexistent/audiences' is not a folder"))
     }
 
-    @Test func unknownStageIsAUsageError() throws {
+    @Test func unknownStageIsAUsageError() async throws {
         let (status, output, errors) = try Self.run(["--events", "10", "--stages", "ingest,nonsense"])
         #expect(status == 64)
         #expect(output.isEmpty)

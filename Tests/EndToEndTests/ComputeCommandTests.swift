@@ -23,7 +23,7 @@ import Testing
         "signup_to_order_7d": ["u_cleo", "u_ivan"],
     ]
 
-    @Test func demoMembershipsMatchTheHandComputedOnes() throws {
+    @Test func demoMembershipsMatchTheHandComputedOnes() async throws {
         let scratch = try demo()
         for (key, expected) in Self.expectedMembers {
             let result = try binary.run(["members", key, "--now", Self.now, "--format", "json"], in: scratch.path)
@@ -35,7 +35,7 @@ import Testing
         }
     }
 
-    @Test func demoComputedTraitValues() throws {
+    @Test func demoComputedTraitValues() async throws {
         let scratch = try demo()
         let result = try binary.run(
             ["members", "total_spent_90_days", "--now", Self.now, "--format", "json"], in: scratch.path)
@@ -49,7 +49,7 @@ import Testing
         for (user, value) in expected { #expect(abs((values[user] ?? -1) - value) < 1e-9, "\(user)") }
     }
 
-    @Test func laterEventsChangeMembershipAtALaterNow() throws {
+    @Test func laterEventsChangeMembershipAtALaterNow() async throws {
         let scratch = try demo()
         _ = try binary.run(["ingest", "events-later.ndjson", "--now", "2026-11-22T14:30:00Z", "--quiet"], in: scratch.path)
         let before = try binary.run(
@@ -62,7 +62,7 @@ import Testing
         #expect(!members.contains("u_ben"), "u_ben orders in events-later.ndjson and leaves the audience")
     }
 
-    @Test func explainSaysWhy() throws {
+    @Test func explainSaysWhy() async throws {
         let scratch = try demo()
         let result = try binary.run(
             ["explain", "u_hana", "--definition", "nps_detractors", "--definition", "engaged_non_buyers", "--now", Self.now,
@@ -82,7 +82,7 @@ import Testing
         #expect(text.stdout.contains("total_spent_90_days: 60"))
     }
 
-    @Test func unknownKeysAndMissingStoresAreUsageErrors() throws {
+    @Test func unknownKeysAndMissingStoresAreUsageErrors() async throws {
         let scratch = try ScratchDirectory()
         try scratch.copyDemo()
         let noStore = try binary.run(["members", "nps_detractors"], in: scratch.path)

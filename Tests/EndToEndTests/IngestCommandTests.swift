@@ -6,7 +6,7 @@ import Testing
     let binary = Binary("audience-sync")
     static let now = "2026-11-22T12:00:00Z"
 
-    @Test func ingestsTheDemoAndReportsEachBadLine() throws {
+    @Test func ingestsTheDemoAndReportsEachBadLine() async throws {
         let scratch = try ScratchDirectory()
         try scratch.copyDemo()
         let first = try binary.run(["ingest", "events.ndjson", "--now", Self.now, "--format", "json"], in: scratch.path)
@@ -29,7 +29,7 @@ import Testing
         #expect(again["rejected"] as? Int == 5)
     }
 
-    @Test func textReportNamesFileLineAndReasonOnStandardError() throws {
+    @Test func textReportNamesFileLineAndReasonOnStandardError() async throws {
         let scratch = try ScratchDirectory()
         try scratch.write("in.ndjson", "{\"type\":\"track\",\"userId\":\"u1\",\"event\":\"A\",\"messageId\":\"m1\"}\nnot json\n")
         let result = try binary.run(["ingest", "--db", "s.db", "in.ndjson", "--now", Self.now], in: scratch.path)
@@ -38,7 +38,7 @@ import Testing
         #expect(result.stdout.contains("accepted    1"))
     }
 
-    @Test func cleanInputExitsZeroAndReadsStandardInput() throws {
+    @Test func cleanInputExitsZeroAndReadsStandardInput() async throws {
         let scratch = try ScratchDirectory()
         let line = "{\"type\":\"identify\",\"userId\":\"u1\",\"traits\":{\"plan\":\"pro\"},\"timestamp\":\"2026-11-01T00:00:00Z\"}\n"
         let result = try binary.run(["ingest", "--db", "s.db", "-", "--format", "json"], in: scratch.path, stdin: line)
@@ -46,7 +46,7 @@ import Testing
         #expect(try parseJSON(result.stdout)["accepted"] as? Int == 1)
     }
 
-    @Test func strictStoresNothingWhenALineIsBad() throws {
+    @Test func strictStoresNothingWhenALineIsBad() async throws {
         let scratch = try ScratchDirectory()
         try scratch.write(
             "in.ndjson",
@@ -66,7 +66,7 @@ import Testing
         #expect(try parseJSON(after.stdout)["accepted"] as? Int == 1)
     }
 
-    @Test func usageAndConfigurationErrorsExitTwoAndStoreNothing() throws {
+    @Test func usageAndConfigurationErrorsExitTwoAndStoreNothing() async throws {
         let scratch = try ScratchDirectory()
         let missingFile = try binary.run(["ingest", "--db", "s.db", "missing.ndjson"], in: scratch.path)
         #expect(missingFile.status == 2)
@@ -86,7 +86,7 @@ import Testing
         #expect(badOption.status == 2)
     }
 
-    @Test func configFromTheEnvironment() throws {
+    @Test func configFromTheEnvironment() async throws {
         let scratch = try ScratchDirectory()
         try scratch.copyDemo()
         let result = try binary.run(

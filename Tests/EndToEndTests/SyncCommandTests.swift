@@ -21,7 +21,7 @@ import Testing
         return text.split(separator: "\n").map(String.init)
     }
 
-    @Test func firstSyncThenTheLaterChanges() throws {
+    @Test func firstSyncThenTheLaterChanges() async throws {
         let scratch = try demo()
         // The demo's Segment and Sprig keys are not set: the run stops before sending anything.
         let noKeys = ["SEGMENT_WRITE_KEY": "", "SPRIG_API_KEY": ""]
@@ -58,7 +58,7 @@ import Testing
         #expect(nps["next_due_at"] as? String == "2026-11-22T16:30:00.000Z")
     }
 
-    @Test func diffChangesNothingAndPrintsWhatSyncSends() throws {
+    @Test func diffChangesNothingAndPrintsWhatSyncSends() async throws {
         let scratch = try demo()
         _ = try binary.run(["sync", "--now", Self.now, "--destination", "outbox"], in: scratch.path)
         _ = try binary.run(["ingest", "events-later.ndjson", "--now", Self.later], in: scratch.path)
@@ -84,15 +84,13 @@ import Testing
         #expect(sent.count == 7)
     }
 
-    @Test func aSecondSyncExits3WhileTheLockIsHeld() throws {
+    @Test func aSecondSyncExits3WhileTheLockIsHeld() async throws {
         let scratch = try demo()
-        do {
-            let lock = try SyncLock(databasePath: scratch.file("audiences.db"))
+        try await SQLiteStore(path: scratch.file("audiences.db")).withSyncLock {
             let result = try binary.run(["sync", "--now", Self.now], in: scratch.path)
             #expect(result.status == 3)
             #expect(result.stderr.contains("another sync holds the lock"))
             #expect(outputLines(scratch).isEmpty)
-            withExtendedLifetime(lock) {}
         }
         let unknown = try binary.run(["sync", "--definition", "nope", "--now", Self.now], in: scratch.path)
         #expect(unknown.status == 2)

@@ -46,7 +46,7 @@ import Testing
         return scratch
     }
 
-    @Test func aSyncKilledWhileDeliveryBlocksLosesNothingAndResendsTheSameMessageIds() throws {
+    @Test func aSyncKilledWhileDeliveryBlocksLosesNothingAndResendsTheSameMessageIds() async throws {
         let scratch = try project()
         // What the first sync must deliver, per destination, as "user key=value".
         var expected: [String: Set<String>] = [:]
@@ -146,7 +146,7 @@ import Testing
     }
 
     /// The demo after a sync, with nps_detractors deleted: status warns, retire removes the users.
-    @Test func retireThroughTheBinary() throws {
+    @Test func retireThroughTheBinary() async throws {
         let scratch = try project()
         let sync = try binary.run(["sync", "--now", Self.now, "--destination", "outbox"], in: scratch.path)
         #expect(sync.status == 0, "\(sync.stderr)")
@@ -170,10 +170,10 @@ import Testing
         let after = try binary.run(["status", "--now", Self.now, "--format", "json"], in: scratch.path)
         #expect((try parseJSON(after.stdout)["orphaned"] as? [Any])?.isEmpty == true)
 
-        let held = try SyncLock(databasePath: scratch.file("audiences.db"))
-        let locked = try binary.run(["retire", "total_spent_90_days", "--force"], in: scratch.path)
-        #expect(locked.status == 3)
-        withExtendedLifetime(held) {}
+        try await SQLiteStore(path: scratch.file("audiences.db")).withSyncLock {
+            let locked = try binary.run(["retire", "total_spent_90_days", "--force"], in: scratch.path)
+            #expect(locked.status == 3)
+        }
     }
 
     // MARK: Helpers

@@ -1,71 +1,48 @@
-/// Computes audience membership and computed-trait values inside SQLite (SPEC §4), as of a time
-/// `now`: one set-based statement per definition, no per-user round trips, events never loaded
-/// into Swift to be filtered.
-public final class MembershipEngine {
-    public let store: EventStore
+/// Computes audience membership and computed-trait values (SPEC §4) as of a time `now`: one
+/// set-based statement per definition, compiled for the source's engine and run inside it — no
+/// per-user round trips, events never loaded into Swift to be filtered.
+public struct MembershipEngine: Sendable {
+    public let source: any MembershipSource
     public let definitions: DefinitionSet
 
-    public init(store: EventStore, definitions: DefinitionSet) {
-        self.store = store
+    public init(source: any MembershipSource, definitions: DefinitionSet) {
+        self.source = source
         self.definitions = definitions
     }
 
-    /// The members of audience `key` at `now`, sorted by user id.
-    public func members(key: String, now: Int64) throws -> [String] {
+    /// The members of audience `key` at `now`, by the bytes of their user ids.
+    public func members(key: String, now: Int64) async throws -> [String] {
         let definition = try self.definition(key, kind: .audience)
-        var compiler = QueryCompiler(definitions: definitions, now: now)
-        let sql = compiler.statement(for: definition)
-        var members: [String] = []
-        let (statement, parameters) = try prepare(sql, compiler.parameters)
-        try statement.forEachRow(parameters) { row in
-            if let uid = row.text(0) { members.append(uid) }
-        }
-        return members
+        return try await source.memberIDs(compiler(now: now).statementFor(definition))
     }
 
     /// The values of computed trait `key` at `now`, by user id; users without a value are absent.
-    public func values(key: String, now: Int64) throws -> [String: Literal] {
+    public func values(key: String, now: Int64) async throws -> [String: Literal] {
         let definition = try self.definition(key, kind: .computedTrait)
-        var compiler = QueryCompiler(definitions: definitions, now: now)
-        let sql = compiler.statement(for: definition)
         var values: [String: Literal] = [:]
-        let (statement, parameters) = try prepare(sql, compiler.parameters)
-        try statement.forEachRow(parameters) { row in
-            guard let uid = row.text(0), let json = row.text(1) else { return }
-            values[uid] = try Literal(json: json)
+        for row in try await source.memberValues(compiler(now: now).statementFor(definition)) {
+            values[row.userId] = try Literal(json: row.value)
         }
         return values
     }
 
     /// The value of computed trait `key` for one user at `now` (nil: none).
-    public func values(key: String, now: Int64, userId: String) throws -> Literal? {
+    public func values(key: String, now: Int64, userId: String) async throws -> Literal? {
         let definition = try self.definition(key, kind: .computedTrait)
-        var compiler = QueryCompiler(definitions: definitions, now: now)
-        let values = compiler.computedValues(definition)
-        let user = compiler.bind(.text(userId))
-        let sql = compiler.withCTEs("SELECT value FROM (\(values)) WHERE uid = \(user)")
-        return try run(sql, compiler.parameters).first?.first?.string.map { try Literal(json: $0) }
+        var compiler = compiler(now: now)
+        let query = compiler.computedValueQuery(definition, userId: userId)
+        return try await source.rows(query).first?.first?.string.map { try Literal(json: $0) }
     }
 
-    /// Runs a compiled statement and returns its rows.
-    func run(_ sql: String, _ parameters: [SQLiteValue]) throws -> [[SQLiteValue]] {
-        let (statement, bound) = try prepare(sql, parameters)
-        return try statement.rows(bound)
-    }
-
-    /// The SQL and parameters the engine runs for `key` (for `explain --sql` and the benchmark).
-    public func statement(key: String, now: Int64) throws -> (sql: String, parameters: [SQLiteValue]) {
+    /// The statement the engine runs for `key`, with its binds (for `members --sql`, the diff and
+    /// the benchmark).
+    public func statement(key: String, now: Int64) throws -> CompiledQuery {
         guard let definition = definitions[key: key] else { throw unknown(key) }
-        var compiler = QueryCompiler(definitions: definitions, now: now)
-        let sql = compiler.statement(for: definition)
-        return (sql, compiler.parameters)
+        return compiler(now: now).statementFor(definition)
     }
 
-    /// Prepares a compiled statement. A predicate that is constant (`in: []`) leaves the path bound
-    /// for it unreferenced; parameters past the highest one the SQL references are dropped.
-    private func prepare(_ sql: String, _ parameters: [SQLiteValue]) throws -> (Statement, [SQLiteValue]) {
-        let statement = try store.database.prepare(sql)
-        return (statement, Array(parameters.prefix(statement.parameterCount)))
+    func compiler(now: Int64) -> QueryCompiler {
+        QueryCompiler(definitions: definitions, dialect: source.dialect, now: now)
     }
 
     private func definition(_ key: String, kind: Definition.Kind) throws -> Definition {
@@ -78,14 +55,22 @@ public final class MembershipEngine {
         return definition
     }
 
-    private func unknown(_ key: String) -> AudienceSyncError {
+    func unknown(_ key: String) -> AudienceSyncError {
         let keys = definitions.definitions.map(\.key).sorted().joined(separator: ", ")
         return AudienceSyncError(.usage, "no enabled definition has the key '\(key)' (expected one of \(keys))")
     }
 }
 
+extension QueryCompiler {
+    /// `statement(for:)` on a fresh copy.
+    fileprivate func statementFor(_ definition: Definition) -> CompiledQuery {
+        var compiler = self
+        return compiler.statement(for: definition)
+    }
+}
+
 extension Literal {
-    /// The literal of a JSON text (a computed value as SQLite returns it).
+    /// The literal of a JSON text (a computed value as the store returns it).
     init(json: String) throws {
         self = Literal(try JSONValue.parse(json))
     }

@@ -4,68 +4,98 @@
 /// Each condition becomes a query returning one column `uid`; `all`, `any` and `not` combine them
 /// with INTERSECT, UNION and EXCEPT from the universe. Definitions referred to by `in_audience` and
 /// `computed` become CTEs of the same statement. Every user-supplied value — event names, JSON
-/// paths, literals — is a bound parameter; `now` is parameter 1.
+/// paths, literals — is a bind, never SQL text; `now` is bind 1. Whatever the engines spell
+/// differently comes from the `dialect`; the SQL written here reads the same in SQLite and
+/// PostgreSQL.
 struct QueryCompiler {
     let definitions: DefinitionSet
-    let dialect = SQLiteDialect()
-    private(set) var parameters: [SQLiteValue]
+    let dialect: any SQLDialect
+    private(set) var binds: [SQLValue]
     /// CTEs in dependency order, by name.
     private var ctes: [(name: String, sql: String)] = []
     private var cteNames: Set<String> = []
+    /// Derived tables named so far (for the aliases some engines need).
+    private var derivedTables = 0
+    /// The placeholder of bind 1: the evaluation time.
+    let now: String
 
-    init(definitions: DefinitionSet, now: Int64) {
+    init(definitions: DefinitionSet, dialect: any SQLDialect, now: Int64) {
         self.definitions = definitions
-        parameters = [.integer(now)]
+        self.dialect = dialect
+        binds = [.integer(now)]
+        self.now = dialect.placeholder(1)
     }
 
-    /// `?1`: the evaluation time.
-    let now = "?1"
-
-    /// A placeholder for `value`, appended to the parameters.
-    mutating func bind(_ value: SQLiteValue) -> String {
-        parameters.append(value)
-        return "?\(parameters.count)"
+    /// A placeholder for `value`, appended to the binds.
+    mutating func bind(_ value: SQLValue) -> String {
+        binds.append(value)
+        return dialect.placeholder(binds.count)
     }
 
-    mutating func bindLiteral(_ literal: Literal) -> String {
+    /// A placeholder for a number literal.
+    private mutating func bindNumber(_ literal: Literal) -> String {
         switch literal {
-        case .string(let text): return bind(.text(text))
         case .integer(let value): return bind(.integer(value))
         case .double(let value): return bind(.real(value))
-        case .bool(let value): return bind(.integer(value ? 1 : 0))
-        case .null, .list: return "NULL"
+        case .string, .bool, .null, .list: preconditionFailure("not a number: \(literal)")
         }
     }
 
-    /// The full statement for `definition`: members (`uid`), or values (`uid`, `value`).
-    mutating func statement(for definition: Definition) -> String {
+    /// `(sql)` as a derived table of a FROM clause.
+    mutating func from(_ sql: String) -> String {
+        derivedTables += 1
+        return dialect.derived(sql, alias: "d\(derivedTables)")
+    }
+
+    /// The compiled statement: `body` preceded by the universe and every CTE asked for, with the binds.
+    func query(_ body: String) -> CompiledQuery {
+        var all = ["universe AS MATERIALIZED (SELECT user_id AS uid FROM users WHERE first_seen <= \(now))"]
+        all += ctes.map { "\($0.name) AS MATERIALIZED (\($0.sql))" }
+        return CompiledQuery(sql: "WITH " + all.joined(separator: ",\n") + "\n" + body, binds: binds)
+    }
+
+    /// The full statement for `definition`: members (`uid`), or values (`uid`, `value`), ordered
+    /// by the bytes of the user ids.
+    mutating func statement(for definition: Definition) -> CompiledQuery {
         let body: String
         switch definition.kind {
         case .audience:
-            // `LIMIT -1` (no limit) keeps SQLite from flattening the set into this query. Flattened,
-            // GROUP BY and ORDER BY would both be on the set's `uid` expression, a `coalesce` with a
-            // subquery, which SQLite never takes for equal to itself: it sorted the members twice
-            // (and evaluated the expression for each of WHERE, GROUP BY and the result).
-            body =
-                "SELECT uid FROM (\(audienceSet(definition)) LIMIT -1) WHERE uid IS NOT NULL GROUP BY uid ORDER BY uid"
+            // The fence keeps SQLite from flattening the set into this query. Flattened, GROUP BY and
+            // ORDER BY would both be on the set's `uid` expression, a `coalesce` with a subquery,
+            // which SQLite never takes for equal to itself: it sorted the members twice (and
+            // evaluated the expression for each of WHERE, GROUP BY and the result).
+            let set = from(audienceSet(definition) + dialect.noFlattenFence)
+            body = "SELECT uid FROM \(set) WHERE uid IS NOT NULL GROUP BY uid ORDER BY \(dialect.byteOrdered("uid"))"
         case .computedTrait:
-            body = "SELECT uid, value FROM (\(computedValues(definition))) ORDER BY uid"
+            body = "SELECT uid, value FROM \(from(computedValues(definition))) ORDER BY \(dialect.byteOrdered("uid"))"
         }
-        return withCTEs(body)
+        return query(body)
     }
 
-    /// `body` preceded by the identity CTEs and every CTE the compilation asked for.
-    func withCTEs(_ body: String) -> String {
-        var all = [dialect.universeCTE(now: now)]
-        all += ctes.map { "\($0.name) AS MATERIALIZED (\($0.sql))" }
-        return "WITH " + all.joined(separator: ",\n") + "\n" + body
+    // MARK: Identity (SPEC §3.2)
+
+    /// The user the anonymous id `anonymousId` (an SQL expression) is linked to at `now`: its
+    /// earliest link with event time ≤ now, ties by messageId, then user id; NULL when it has none.
+    /// The one statement of the link rule; the lookup is a seek on `identity_links`' key.
+    func linkedUser(of anonymousId: String) -> String {
+        """
+        (SELECT il.user_id FROM identity_links il
+            WHERE il.anonymous_id = \(anonymousId) AND il.ts <= \(now)
+            ORDER BY il.ts, \(dialect.byteOrdered("il.message_id")), \(dialect.byteOrdered("il.user_id")) LIMIT 1)
+        """
+    }
+
+    /// The user an event of the `events` row `alias` counts for at `now`: its userId, else the user
+    /// its anonymousId is linked to (`coalesce` looks the link up only for events without a userId).
+    func resolvedUser(_ alias: String) -> String {
+        "coalesce(\(alias).user_id, \(linkedUser(of: "\(alias).anonymous_id")))"
     }
 
     // MARK: Audiences
 
     /// The members of an audience definition, as a query of `uid`.
     mutating func audienceSet(_ definition: Definition) -> String {
-        guard let condition = definition.condition else { return "SELECT NULL AS uid WHERE 0" }
+        guard let condition = definition.condition else { return "SELECT NULL AS uid WHERE \(dialect.alwaysFalse)" }
         return set(condition)
     }
 
@@ -86,22 +116,29 @@ struct QueryCompiler {
                 }
             }
             guard !positive.isEmpty else {
-                return conditions.map { "SELECT uid FROM (\(set($0)))" }.joined(separator: " INTERSECT ")
+                var parts: [String] = []
+                for condition in conditions { parts.append("SELECT uid FROM \(from(set(condition)))") }
+                return parts.joined(separator: " INTERSECT ")
             }
-            return positive.map { "SELECT uid FROM (\($0))" }.joined(separator: " INTERSECT ")
-                + negated.map { " EXCEPT SELECT uid FROM (\($0))" }.joined()
+            var sql = ""
+            for (index, part) in positive.enumerated() {
+                sql += (index == 0 ? "" : " INTERSECT ") + "SELECT uid FROM \(from(part))"
+            }
+            for part in negated { sql += " EXCEPT SELECT uid FROM \(from(part))" }
+            return sql
         case .any(let conditions):
-            return conditions.map { "SELECT uid FROM (\(set($0)))" }.joined(separator: " UNION ")
+            var parts: [String] = []
+            for condition in conditions { parts.append("SELECT uid FROM \(from(set(condition)))") }
+            return parts.joined(separator: " UNION ")
         case .not(let inner):
-            return "SELECT uid FROM universe EXCEPT SELECT uid FROM (\(set(inner)))"
+            return "SELECT uid FROM universe EXCEPT SELECT uid FROM \(from(set(inner)))"
         case .performed(let event):
             return performed(event)
         case .trait(let path, let predicate):
             return trait(path, predicate)
         case .computed(let key, let predicate):
             let name = reference(computedTrait: key)
-            let test = self.test(
-                predicate, value: dialect.jsonSelfValue("c.value"), type: dialect.jsonSelfType("c.value"))
+            let test = self.test(predicate, on: .json("c.value"))
             if Self.holdsForMissing(predicate) {
                 // Users without a value pass: everyone but those whose value fails.
                 return "SELECT uid FROM universe EXCEPT SELECT c.uid FROM \(name) c WHERE NOT \(test)"
@@ -122,21 +159,15 @@ struct QueryCompiler {
     private mutating func performed(_ event: EventCondition) -> String {
         let events = matchingEvents(kind: event.kind, name: event.name, filters: event.filters, window: event.window)
         if !event.countGiven {
-            return "SELECT uid FROM (\(events)) WHERE uid IS NOT NULL"
+            return "SELECT uid FROM \(from(events)) WHERE uid IS NOT NULL"
         }
-        let count = test(event.count, value: "m.n", type: "'integer'")
+        let count = test(event.count, on: .count("m.n"))
+        let counts = "SELECT m.uid FROM (SELECT uid, count(*) AS n FROM \(from(events)) WHERE uid IS NOT NULL GROUP BY uid) m"
         if Self.count(event.count, holdsFor: 0) {
             // Users with no matching event pass: everyone but those whose count fails.
-            return """
-                SELECT uid FROM universe EXCEPT
-                SELECT m.uid FROM (SELECT uid, count(*) AS n FROM (\(events)) WHERE uid IS NOT NULL GROUP BY uid) m
-                WHERE NOT \(count)
-                """
+            return "SELECT uid FROM universe EXCEPT\n\(counts)\nWHERE NOT \(count)"
         }
-        return """
-            SELECT m.uid FROM (SELECT uid, count(*) AS n FROM (\(events)) WHERE uid IS NOT NULL GROUP BY uid) m
-            WHERE \(count)
-            """
+        return "\(counts)\nWHERE \(count)"
     }
 
     /// Whether a `count` predicate holds for 0 events (then users who never performed the event
@@ -161,24 +192,24 @@ struct QueryCompiler {
         }
     }
 
-    /// Events of `kind` named `name` in `window` whose message passes every filter:
-    /// a query of (`uid`, `ts`, `mid`, `message`).
+    /// Events of `kind` named `name` in `window` whose message passes every filter, each with the
+    /// user it counts for (`uid`, NULL for unlinked anonymous events): a query of (`uid`, `ts`,
+    /// `mid`, `message`).
     mutating func matchingEvents(kind: EventKind, name: String, filters: [PropertyFilter], window: EventWindow)
         -> String
     {
-        let type = bind(.text(kind.rawValue))
-        let eventName = bind(.text(name))
+        var conditions = ["e.type = \(bind(.text(kind.rawValue)))", "e.event = \(bind(.text(name)))"]
         let (after, through) = windowBounds(window)
-        var conditions: [String] = []
+        conditions.append("e.ts <= \(through)")
+        if let after { conditions.append("e.ts > \(after)") }
         for filter in filters {
-            let path = bind(.text(filter.path.sqliteJSONPath))
-            conditions.append(
-                test(
-                    filter.predicate, value: dialect.jsonValue("e.message", path),
-                    type: dialect.jsonType("e.message", path)))
+            conditions.append(test(filter.predicate, on: .message("e.message", filter.path)))
         }
-        return dialect.resolvedEvents(
-            type: type, name: eventName, after: after, through: through, now: now, extraWhere: conditions)
+        return """
+            SELECT \(resolvedUser("e")) AS uid, e.ts AS ts, e.message_id AS mid, e.message AS message
+            FROM events e
+            WHERE \(conditions.joined(separator: " AND "))
+            """
     }
 
     /// SQL for the window's bounds at `now`: `(after, through]`.
@@ -191,7 +222,7 @@ struct QueryCompiler {
                 "(\(now) - \(bind(.integer(far.milliseconds))))", "(\(now) - \(bind(.integer(near.milliseconds))))"
             )
         case .between(let start, let end):
-            return (bind(.integer(start - 1)), "min(\(bind(.integer(end - 1))), \(now))")
+            return (bind(.integer(start - 1)), dialect.least(bind(.integer(end - 1)), now))
         }
     }
 
@@ -199,9 +230,7 @@ struct QueryCompiler {
         // Traits merge key by key, so the top-level key decides which identify is in force; a
         // nested path is then read inside that identify's value (nested objects replaced whole).
         let current = currentTraits(path)
-        let fullPath = bind(.text(PropertyPath(["traits"] + path.keys).sqliteJSONPath))
-        let test = self.test(
-            predicate, value: dialect.jsonValue("t.message", fullPath), type: dialect.jsonType("t.message", fullPath))
+        let test = self.test(predicate, on: .message("t.message", PropertyPath(["traits"] + path.keys)))
         if Self.holdsForMissing(predicate) {
             // Users without the trait pass: everyone but those whose value fails.
             return "SELECT uid FROM universe EXCEPT SELECT t.uid FROM (\(current)) t WHERE NOT \(test)"
@@ -212,13 +241,18 @@ struct QueryCompiler {
     /// For each user, the identify message whose traits are in force for `path` at `now`: the most
     /// recent one carrying the path's top-level key (`uid`, `message`).
     mutating func currentTraits(_ path: PropertyPath) -> String {
-        let topKey = bind(.text(PropertyPath(["traits", path.root]).sqliteJSONPath))
-        return """
-            SELECT uid, message FROM (
-                SELECT uid, message, row_number() OVER (PARTITION BY uid ORDER BY ts DESC, mid DESC) AS rank
-                FROM (\(dialect.identifiesCarrying(traitPath: topKey, now: now))) WHERE uid IS NOT NULL
-            ) WHERE rank = 1
+        let topKey = dialect.jsonPath(PropertyPath(["traits", path.root])) { bind($0) }
+        let carrying = """
+            SELECT \(resolvedUser("e")) AS uid, e.ts AS ts, e.message_id AS mid, e.message AS message
+            FROM events e
+            WHERE e.type = 'identify' AND e.event IS NULL AND e.ts <= \(now)
+              AND \(dialect.jsonType("e.message", topKey)) IS NOT NULL
             """
+        let ranked = """
+            SELECT uid, message, row_number() OVER (PARTITION BY uid ORDER BY ts DESC, \(dialect.byteOrdered("mid")) DESC) AS rank
+            FROM \(from(carrying)) WHERE uid IS NOT NULL
+            """
+        return "SELECT uid, message FROM \(from(ranked)) WHERE rank = 1"
     }
 
     private mutating func sequence(_ steps: [SequenceStep], window: EventWindow) -> String {
@@ -240,7 +274,7 @@ struct QueryCompiler {
                 kind: step.kind, name: step.name, filters: step.filters, window: index == 0 ? window : laterWindow)
             let name = "seq\(ctes.count)_\(index)"
             guard let before = previous else {
-                addCTE(name: name, sql: "SELECT uid, ts FROM (\(events)) WHERE uid IS NOT NULL")
+                addCTE(name: name, sql: "SELECT uid, ts FROM \(from(events)) WHERE uid IS NOT NULL")
                 previous = name
                 continue
             }
@@ -248,20 +282,18 @@ struct QueryCompiler {
             if let within = step.withinPrevious {
                 qualifies += " AND ts - last_previous <= \(bind(.integer(within.milliseconds)))"
             }
-            addCTE(
-                name: name,
-                sql: """
-                    SELECT uid, ts FROM (
-                        SELECT uid, ts, current,
-                               max(previous_ts) OVER (PARTITION BY uid ORDER BY ts
-                                   RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS last_previous
-                        FROM (
-                            SELECT uid, ts, 0 AS current, ts AS previous_ts FROM \(before)
-                            UNION ALL
-                            SELECT uid, ts, 1, NULL FROM (\(events)) WHERE uid IS NOT NULL
-                        )
-                    ) WHERE current = 1 AND \(qualifies)
-                    """)
+            let steps = """
+                SELECT uid, ts, 0 AS current, ts AS previous_ts FROM \(before)
+                UNION ALL
+                SELECT uid, ts, 1, NULL FROM \(from(events)) WHERE uid IS NOT NULL
+                """
+            let candidates = """
+                SELECT uid, ts, current,
+                       max(previous_ts) OVER (PARTITION BY uid ORDER BY ts
+                           RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS last_previous
+                FROM \(from(steps))
+                """
+            addCTE(name: name, sql: "SELECT uid, ts FROM \(from(candidates)) WHERE current = 1 AND \(qualifies)")
             previous = name
         }
         return "SELECT uid FROM \(previous ?? "universe")"
@@ -275,7 +307,7 @@ struct QueryCompiler {
         guard !cteNames.contains(name) else { return name }
         cteNames.insert(name)
         guard let definition = definitions[key: key] else { return name }
-        let sql = "SELECT uid FROM (\(audienceSet(definition))) WHERE uid IS NOT NULL"
+        let sql = "SELECT uid FROM \(from(audienceSet(definition))) WHERE uid IS NOT NULL"
         ctes.append((name, sql))
         return name
     }
@@ -299,132 +331,206 @@ struct QueryCompiler {
 
     /// `(uid, value)` rows of a computed trait, `value` as JSON text; users without a value absent.
     mutating func computedValues(_ definition: Definition) -> String {
-        guard let spec = definition.compute else { return "SELECT NULL AS uid, NULL AS value WHERE 0" }
+        guard let spec = definition.compute else {
+            return "SELECT NULL AS uid, NULL AS value WHERE \(dialect.alwaysFalse)"
+        }
         let events = matchingEvents(kind: .track, name: spec.event, filters: spec.filters, window: spec.window)
         guard let property = spec.property, spec.op != .count else {
-            return "SELECT uid, \(dialect.jsonQuote("count(*)")) AS value FROM (\(events)) WHERE uid IS NOT NULL GROUP BY uid"
+            return "SELECT uid, \(dialect.jsonOfNumber("count(*)")) AS value FROM \(from(events)) WHERE uid IS NOT NULL GROUP BY uid"
         }
-        let path = bind(.text(property.sqliteJSONPath))
+        let path = dialect.jsonPath(property) { bind($0) }
         // The considered values: events where the property is a number, string or boolean (present,
-        // not null; objects and arrays are not values). `rank` orders and separates the types:
-        // false < true < numbers < strings; within a type, by value (numbers numerically, strings
-        // by bytes). Equal values are equal (rank, v): 10 and 10.0 are one value.
-        let values = """
-            SELECT uid, ts, mid, j, v, t,
-                   CASE t WHEN 'false' THEN 0 WHEN 'true' THEN 1 WHEN 'integer' THEN 2 WHEN 'real' THEN 2 ELSE 3 END AS rank
-            FROM (
-                SELECT uid, ts, mid, \(dialect.jsonText("message", path)) AS j, \(dialect.jsonValue("message", path)) AS v,
-                       \(dialect.jsonType("message", path)) AS t
-                FROM (\(events)) WHERE uid IS NOT NULL
-            ) WHERE t IN ('integer', 'real', 'text', 'true', 'false')
+        // not null; objects and arrays are not values), each read as JSON text `j`, number, string
+        // and type `t`. `rank` orders and separates the types: false < true < numbers < strings;
+        // within a type, by value (numbers numerically, strings by bytes). Equal values are equal
+        // (rank, value): 10 and 10.0 are one value. Where the engine reads numbers and strings
+        // with one expression, it is one column.
+        let number = dialect.jsonNumber("message", path)
+        let string = dialect.jsonString("message", path)
+        let readings: String
+        let numberColumn: String
+        let stringColumn: String
+        if number == string {
+            (readings, numberColumn, stringColumn) = ("\(number) AS v", "v", "v")
+        } else {
+            (readings, numberColumn, stringColumn) = ("\(number) AS vn, \(string) AS vs", "vn", "vs")
+        }
+        let valueColumns = numberColumn == stringColumn ? numberColumn : "\(numberColumn), \(stringColumn)"
+        let valueOrder =
+            numberColumn == stringColumn
+            ? "\(dialect.byteOrdered(numberColumn)) ASC"
+            : "\(numberColumn) ASC, \(dialect.byteOrdered(stringColumn)) ASC"
+        let rank = """
+            CASE WHEN \(dialect.typeIs("t", [.false])) THEN 0 WHEN \(dialect.typeIs("t", [.true])) THEN 1 \
+            WHEN \(dialect.typeIs("t", [.integer, .real])) THEN 2 ELSE 3 END
             """
-        let numeric = "SELECT uid, v FROM (\(values)) WHERE \(dialect.isNumber("t"))"
+        let read = """
+            SELECT uid, ts, mid, \(dialect.jsonText("message", path)) AS j, \(readings),
+                   \(dialect.jsonType("message", path)) AS t
+            FROM \(from(events)) WHERE uid IS NOT NULL
+            """
+        let values = """
+            SELECT uid, ts, mid, j, \(valueColumns), t, \(rank) AS rank
+            FROM \(from(read)) WHERE \(dialect.typeIs("t", [.integer, .real, .text, .true, .false]))
+            """
+        let numeric = "SELECT uid, \(numberColumn) AS v FROM \(from(values)) WHERE \(dialect.typeIs("t", [.integer, .real]))"
         // Distinct values per user, each with one of its JSON spellings and its number of events.
-        let distinct = "SELECT uid, rank, v, min(j) AS j, count(*) AS n FROM (\(values)) GROUP BY uid, rank, v"
+        let distinct = """
+            SELECT uid, rank, \(valueColumns), min(j) AS j, count(*) AS n FROM \(from(values))
+            GROUP BY uid, rank, \(valueColumns)
+            """
         switch spec.op {
         case .count:
-            fatalError("handled above")
-        case .sum:
-            return "SELECT uid, \(dialect.jsonQuote("sum(v)")) AS value FROM (\(numeric)) GROUP BY uid"
-        case .avg:
-            return "SELECT uid, \(dialect.jsonQuote("avg(v)")) AS value FROM (\(numeric)) GROUP BY uid"
-        case .min:
-            return "SELECT uid, \(dialect.jsonQuote("min(v)")) AS value FROM (\(numeric)) GROUP BY uid"
-        case .max:
-            return "SELECT uid, \(dialect.jsonQuote("max(v)")) AS value FROM (\(numeric)) GROUP BY uid"
+            preconditionFailure("handled above")
+        case .sum, .avg, .min, .max:
+            return "SELECT uid, \(dialect.jsonOfNumber("\(spec.op.rawValue)(v)")) AS value FROM \(from(numeric)) GROUP BY uid"
         case .first, .last:
-            let order = spec.op == .first ? "ts ASC, mid ASC" : "ts DESC, mid DESC"
-            return """
-                SELECT uid, j AS value FROM (
-                    SELECT uid, j, row_number() OVER (PARTITION BY uid ORDER BY \(order)) AS position FROM (\(values))
-                ) WHERE position = 1
+            let direction = spec.op == .first ? "ASC" : "DESC"
+            let ranked = """
+                SELECT uid, j, row_number() OVER (PARTITION BY uid ORDER BY ts \(direction), \(dialect.byteOrdered("mid")) \(direction)) AS position
+                FROM \(from(values))
                 """
+            return "SELECT uid, j AS value FROM \(from(ranked)) WHERE position = 1"
         case .mostFrequent:
             let minimum = bind(.integer(Int64(spec.minFrequency)))
-            return """
-                SELECT uid, j AS value FROM (
-                    SELECT uid, j, n, row_number() OVER (PARTITION BY uid ORDER BY n DESC, rank ASC, v ASC) AS position
-                    FROM (\(distinct))
-                ) WHERE position = 1 AND n >= \(minimum)
+            let ranked = """
+                SELECT uid, j, n, row_number() OVER (PARTITION BY uid ORDER BY n DESC, rank ASC, \(valueOrder)) AS position
+                FROM \(from(distinct))
                 """
+            return "SELECT uid, j AS value FROM \(from(ranked)) WHERE position = 1 AND n >= \(minimum)"
         case .uniqueCount:
-            return "SELECT uid, \(dialect.jsonQuote("count(*)")) AS value FROM (\(distinct)) GROUP BY uid"
+            return "SELECT uid, \(dialect.jsonOfNumber("count(*)")) AS value FROM \(from(distinct)) GROUP BY uid"
         case .uniqueList:
             let limit = bind(.integer(Int64(ComputeSpec.uniqueListLimit)))
             // The smallest distinct values, at most `limit`; a window aggregate accumulates in its
             // ORDER BY order, so the array comes out sorted.
-            return """
-                SELECT uid, value FROM (
-                    SELECT uid,
-                           \(dialect.jsonArrayAggregate("j")) OVER (
-                               PARTITION BY uid ORDER BY rank ASC, v ASC
-                               ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS value,
-                           position
-                    FROM (
-                        SELECT uid, j, rank, v, row_number() OVER (PARTITION BY uid ORDER BY rank ASC, v ASC) AS position
-                        FROM (\(distinct))
-                    ) WHERE position <= \(limit)
-                ) WHERE position = 1
+            let positioned = """
+                SELECT uid, j, rank, \(valueColumns), row_number() OVER (PARTITION BY uid ORDER BY rank ASC, \(valueOrder)) AS position
+                FROM \(from(distinct))
                 """
+            let listed = """
+                SELECT uid,
+                       \(dialect.jsonArrayAggregate("j")) OVER (
+                           PARTITION BY uid ORDER BY rank ASC, \(valueOrder)
+                           ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS value,
+                       position
+                FROM \(from(positioned)) WHERE position <= \(limit)
+                """
+            return "SELECT uid, value FROM \(from(listed)) WHERE position = 1"
         }
     }
 
     // MARK: Predicates
 
-    /// A boolean SQL expression (never NULL) for `predicate` on a value whose SQL value is `value`
-    /// and JSON type is `type` (SQL NULL when missing). Strict typing is done on the type.
-    mutating func test(_ predicate: Predicate, value: String, type: String) -> String {
-        let parts = predicate.comparisons.map { comparison($0, value: value, type: type) }
+    /// Where a predicate finds the value it tests.
+    enum TestedValue {
+        /// At `path` of the message JSON column `document`.
+        case message(String, PropertyPath)
+        /// The JSON text column (a computed trait's value).
+        case json(String)
+        /// An integer count column.
+        case count(String)
+    }
+
+    /// The readings of a tested value: its JSON type name, its number, its string (SQL expressions).
+    private struct Readings {
+        var type: String
+        var number: String
+        var string: String
+    }
+
+    /// The readings of `value`; a message path is bound here, so only when a comparison uses it.
+    private mutating func readings(_ value: TestedValue) -> Readings {
+        switch value {
+        case .message(let document, let path):
+            let bound = dialect.jsonPath(path) { bind($0) }
+            return Readings(
+                type: dialect.jsonType(document, bound), number: dialect.jsonNumber(document, bound),
+                string: dialect.jsonString(document, bound))
+        case .json(let column):
+            return Readings(
+                type: dialect.jsonTextType(column), number: dialect.jsonTextNumber(column),
+                string: dialect.jsonTextString(column))
+        case .count(let column):
+            return Readings(type: "'\(JSONTypeName.integer.rawValue)'", number: column, string: column)
+        }
+    }
+
+    /// A condition (true or false, never NULL) for `predicate` on `value`. Strict typing is done on
+    /// the type: a value of another type, or a missing one, fails every positive operator.
+    mutating func test(_ predicate: Predicate, on value: TestedValue) -> String {
+        var resolved: Readings?
+        var parts: [String] = []
+        for comparison in predicate.comparisons {
+            parts.append(self.comparison(comparison, on: value, readings: &resolved))
+        }
         return "(" + parts.joined(separator: " AND ") + ")"
     }
 
-    private mutating func comparison(_ comparison: Predicate.Comparison, value: String, type: String) -> String {
-        func positive(_ sql: String) -> String { "(CASE WHEN \(sql) THEN 1 ELSE 0 END)" }
+    private mutating func comparison(
+        _ comparison: Predicate.Comparison, on source: TestedValue, readings resolved: inout Readings?
+    ) -> String {
+        // An empty `in`/`not_in` is constant and reads nothing: its path is never bound.
         switch comparison {
-        case .eq(let literal): return equals(literal, value: value, type: type)
-        case .ne(let literal): return "NOT " + equals(literal, value: value, type: type)
-        case .gt(let literal): return order(">", literal, value: value, type: type)
-        case .gte(let literal): return order(">=", literal, value: value, type: type)
-        case .lt(let literal): return order("<", literal, value: value, type: type)
-        case .lte(let literal): return order("<=", literal, value: value, type: type)
-        case .in(let literals): return oneOf(literals, value: value, type: type)
-        case .notIn(let literals): return "NOT " + oneOf(literals, value: value, type: type)
-        case .contains(let text):
-            return positive("\(dialect.isText(type)) AND \(dialect.contains(value, bind(.text(text))))")
-        case .notContains(let text):
-            return "NOT " + positive("\(dialect.isText(type)) AND \(dialect.contains(value, bind(.text(text))))")
-        case .startsWith(let text):
-            return positive("\(dialect.isText(type)) AND \(dialect.startsWith(value, bind(.text(text))))")
-        case .endsWith(let text):
-            return positive("\(dialect.isText(type)) AND \(dialect.endsWith(value, bind(.text(text))))")
+        case .in(let literals) where literals.isEmpty: return dialect.alwaysFalse
+        case .notIn(let literals) where literals.isEmpty: return "NOT " + dialect.alwaysFalse
+        default: break
+        }
+        let value = resolved ?? readings(source)
+        resolved = value
+        switch comparison {
+        case .eq(let literal): return equals(literal, value)
+        case .ne(let literal): return "NOT " + equals(literal, value)
+        case .gt(let literal): return order(">", literal, value)
+        case .gte(let literal): return order(">=", literal, value)
+        case .lt(let literal): return order("<", literal, value)
+        case .lte(let literal): return order("<=", literal, value)
+        case .in(let literals): return oneOf(literals, value)
+        case .notIn(let literals): return "NOT " + oneOf(literals, value)
+        case .contains(let text): return stringTest(value, needle: bind(.text(text)), dialect.contains)
+        case .notContains(let text): return "NOT " + stringTest(value, needle: bind(.text(text)), dialect.contains)
+        case .startsWith(let text): return stringTest(value, needle: bind(.text(text)), dialect.startsWith)
+        case .endsWith(let text): return stringTest(value, needle: bind(.text(text)), dialect.endsWith)
         case .exists(let flag):
-            let present = positive("\(type) IS NOT NULL AND \(type) <> 'null'")
+            let present = dialect.definitely(
+                "\(value.type) IS NOT NULL AND \(value.type) <> '\(JSONTypeName.null.rawValue)'")
             return flag ? present : "NOT " + present
         }
     }
 
-    private mutating func equals(_ literal: Literal, value: String, type: String) -> String {
-        func positive(_ sql: String) -> String { "(CASE WHEN \(sql) THEN 1 ELSE 0 END)" }
+    private func stringTest(_ value: Readings, needle: String, _ test: (String, String) -> String) -> String {
+        dialect.definitely("\(dialect.typeIs(value.type, [.text])) AND \(test(value.string, needle))")
+    }
+
+    private mutating func equals(_ literal: Literal, _ value: Readings) -> String {
         switch literal {
-        case .string(let text): return positive("\(dialect.isText(type)) AND \(value) = \(bind(.text(text)))")
-        case .integer, .double: return positive("\(dialect.isNumber(type)) AND \(value) = \(bindLiteral(literal))")
-        case .bool(let flag): return positive("\(type) = '\(flag ? "true" : "false")'")
-        case .null: return positive("\(type) = 'null'")
-        case .list: return "0"
+        case .string(let text):
+            return dialect.definitely("\(dialect.typeIs(value.type, [.text])) AND \(value.string) = \(bind(.text(text)))")
+        case .integer, .double:
+            return dialect.definitely(
+                "\(dialect.typeIs(value.type, [.integer, .real])) AND \(value.number) = \(bindNumber(literal))")
+        case .bool(let flag): return dialect.definitely(dialect.typeIs(value.type, [flag ? .true : .false]))
+        case .null: return dialect.definitely(dialect.typeIs(value.type, [.null]))
+        case .list: return dialect.alwaysFalse
         }
     }
 
-    private mutating func order(_ op: String, _ literal: Literal, value: String, type: String) -> String {
-        func positive(_ sql: String) -> String { "(CASE WHEN \(sql) THEN 1 ELSE 0 END)" }
+    private mutating func order(_ op: String, _ literal: Literal, _ value: Readings) -> String {
         switch literal {
-        case .string(let text): return positive("\(dialect.isText(type)) AND \(value) \(op) \(bind(.text(text)))")
-        case .integer, .double: return positive("\(dialect.isNumber(type)) AND \(value) \(op) \(bindLiteral(literal))")
-        case .bool, .null, .list: return "0"
+        case .string(let text):
+            return dialect.definitely(
+                "\(dialect.typeIs(value.type, [.text])) AND \(dialect.byteOrdered(value.string)) \(op) \(bind(.text(text)))")
+        case .integer, .double:
+            return dialect.definitely(
+                "\(dialect.typeIs(value.type, [.integer, .real])) AND \(value.number) \(op) \(bindNumber(literal))")
+        case .bool, .null, .list: return dialect.alwaysFalse
         }
     }
 
-    private mutating func oneOf(_ literals: [Literal], value: String, type: String) -> String {
-        guard !literals.isEmpty else { return "0" }
-        return "(" + literals.map { equals($0, value: value, type: type) }.joined(separator: " OR ") + ")"
+    /// `in`: one of the literals (at least one).
+    private mutating func oneOf(_ literals: [Literal], _ value: Readings) -> String {
+        var parts: [String] = []
+        for literal in literals { parts.append(equals(literal, value)) }
+        return "(" + parts.joined(separator: " OR ") + ")"
     }
 }

@@ -31,7 +31,7 @@ public enum DeliveryResult: Sendable, Equatable {
 /// `deliver` returns one result per message, in order. Throwing means the outcome of the whole
 /// batch is unknown (a crash of the receiver mid-write): nothing is applied, the messages stay
 /// pending and a later run sends them again with the same messageIds.
-public protocol Destination: AnyObject {
+public protocol Destination: AnyObject, Sendable {
     /// Messages per `deliver` call this destination works best with (a Segment destination sends
     /// several batch requests in parallel); nil leaves it to the syncer.
     var preferredBatchSize: Int? { get }

@@ -8,14 +8,14 @@ import Logging
 /// name, an empty password). A request holds at most `maxBatchMessages` messages and
 /// `maxBatchBytes` bytes; a message over `maxMessageBytes` is failed for good without being sent.
 /// A 2xx answer acknowledges every message of its request; a final refusal fails them all.
-public final class SegmentDestination: Destination, Sendable {
+public final class SegmentDestination: Destination {
     /// Segment's limit of messages per batch call.
     public static let maxBatchMessages = 2_500
     /// Bytes per request body. Segment allows 500 KB; this stays under it whichever way a "KB" is
     /// counted, with the envelope included.
     public static let maxBatchBytes = 500_000
-    /// Segment's limit of one message: 32 KB.
-    public static let maxMessageBytes = 32 * 1024
+    /// Segment's limit of one message: 32 KB, the limit of every message a sync sends.
+    public static let maxMessageBytes = SyncMessage.maximumBytes
 
     let delivery: HTTPDelivery
     /// The `sentAt` of every request: the time a request is built, in milliseconds.

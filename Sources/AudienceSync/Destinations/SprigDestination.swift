@@ -7,7 +7,7 @@ import Logging
 /// sent with `Authorization: Bearer <api_key>`. Any 2xx acknowledges it (Sprig answers 202). A
 /// `null` is sent as `null`: Sprig keeps the attribute's last value, it does not remove it.
 /// Requests run `concurrency` at a time.
-public final class SprigDestination: Destination, Sendable {
+public final class SprigDestination: Destination {
     let delivery: HTTPDelivery
 
     /// `apiKey` is the resolved secret; it goes into the Authorization header only. Throws a

@@ -7,7 +7,7 @@
 /// and the storing thread keeps the earliest times in arrays indexed by those numbers
 /// (`EarliestIdentities`). New numbers travel with the batch that first uses them. Memory is bounded: past `limit` users or links the numbering starts over, and the
 /// batch says so (`StagedBatch.renumbered`).
-struct IdentityNumbers {
+struct IdentityNumbers: Sendable {
     private var users = StringNumbers()
     private var anonymousIds = StringNumbers()
     private var links = NumberSlots()
@@ -42,24 +42,10 @@ struct IdentityNumbers {
         batch.newLinks.append(StagedBatch.NewLink(anonymousId: anonymousId, user: user))
         return number
     }
-
-    /// Holds the numbering between inputs of one ingest; the parsing thread takes it for one input.
-    final class Box: @unchecked Sendable {
-        // Touched by one thread at a time: the ingester between inputs, the parser during one.
-        var numbers: IdentityNumbers
-        init(_ numbers: IdentityNumbers) { self.numbers = numbers }
-
-        /// The numbering, leaving an empty one in its place.
-        func take() -> IdentityNumbers {
-            let taken = numbers
-            numbers = IdentityNumbers(limit: taken.limit)
-            return taken
-        }
-    }
 }
 
 /// Numbers distinct strings 0, 1, 2, … in the order they are first seen.
-struct StringNumbers {
+struct StringNumbers: Sendable {
     private var slots = NumberSlots()
     private var keys: [String] = []
 
@@ -76,7 +62,7 @@ struct StringNumbers {
 /// An open-addressing hash table from keys to their numbers; the caller keeps the keys and says
 /// whether a number's key is the one looked up. Faster than `Dictionary` for this use: one
 /// cheap hash of the bytes, and the full 64-bit hash is compared before any key.
-struct NumberSlots {
+struct NumberSlots: Sendable {
     /// Number + 1 of the key in each slot; 0 for an empty slot. The count is a power of two.
     private var slots = [Int32](repeating: 0, count: 1024)
     /// The hash of each number's key.

@@ -1,13 +1,12 @@
-import Foundation
-
-/// Validated messages of a run of input lines, copied out of the reader's buffer so that one
-/// thread can parse the next lines while another stores these.
+/// Validated messages of a run of input lines (or of an HTTP request), copied out of the reader's
+/// buffer so that one thread can parse the next lines while another stores these: what an
+/// `EventWriter` writes.
 ///
-/// A struct, not a class: it is filled by one thread and then handed over whole, and a class's
+/// A struct, not a class: it is filled by one task and then handed over whole, and a class's
 /// properties would be checked for exclusive access on every append.
-struct StagedBatch: @unchecked Sendable {
+public struct StagedBatch: Sendable {
     /// A message whose texts are byte ranges of `arena`, so that they can be bound without copies.
-    struct Message {
+    struct Message: Sendable {
         var type: MessageType
         var time: Int64
         var messageId: Range<Int>
@@ -25,12 +24,12 @@ struct StagedBatch: @unchecked Sendable {
         var previousLink: Int32 = -1
     }
 
-    struct NewLink {
+    struct NewLink: Sendable {
         var anonymousId: String
         var user: Int32
     }
 
-    struct Rejected {
+    struct Rejected: Sendable {
         var error: IngestError
         var input: JSONValue
     }
@@ -43,14 +42,17 @@ struct StagedBatch: @unchecked Sendable {
     var lines = 0
     var bytes = 0
     /// Set on the last batch of an input when reading failed.
-    var failure: (any Error)?
+    var failure: (any Error & Sendable)?
+    /// When the messages were received: stored with each (`received_at`).
+    var receivedAt: Int64
     /// The user ids and links first numbered in this batch, in number order.
     var newUsers: [String] = []
     var newLinks: [NewLink] = []
     /// The identity numbering started over before this batch: earlier numbers are void.
     var renumbered = false
 
-    init() {
+    init(receivedAt: Int64) {
+        self.receivedAt = receivedAt
         arena.reserveCapacity(StagedBatch.capacity * 768)
         messages.reserveCapacity(StagedBatch.capacity)
     }
@@ -94,56 +96,17 @@ struct StagedBatch: @unchecked Sendable {
     }
 }
 
-/// A queue of fixed capacity between one producer thread and one consumer.
-final class BoundedQueue<Element>: @unchecked Sendable {
-    private var items: [Element] = []
-    private let capacity: Int
-    private let condition = NSCondition()
-    private var closed = false
-
-    init(capacity: Int) { self.capacity = capacity }
-
-    /// Adds `item`, waiting while the queue is full; false when the consumer has closed it.
-    @discardableResult
-    func put(_ item: Element) -> Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        while items.count >= capacity && !closed { condition.wait() }
-        guard !closed else { return false }
-        items.append(item)
-        condition.broadcast()
-        return true
-    }
-
-    /// Removes the oldest item, waiting while the queue is empty; nil once closed and drained.
-    func take() -> Element? {
-        condition.lock()
-        defer { condition.unlock() }
-        while items.isEmpty && !closed { condition.wait() }
-        guard !items.isEmpty else { return nil }
-        let item = items.removeFirst()
-        condition.broadcast()
-        return item
-    }
-
-    /// No more items will be put (producer) or taken (consumer).
-    func close() {
-        condition.lock()
-        closed = true
-        condition.broadcast()
-        condition.unlock()
-    }
-}
-
 /// The parsing half of an ingest: reads lines, validates them, and stages the valid messages and
 /// the rejections in batches, in input order.
-struct LineStager {
+struct LineStager: Sendable {
     var validator: MessageValidator
     var identities: IdentityNumbers
     /// Under `--strict`, once a line is rejected nothing will be stored: stop copying messages.
     var strict: Bool
     var sawRejection = false
     private var members: [JSONMember] = []
+    /// Whether the input being read has ended (the last batch was handed out).
+    private var inputEnded = false
 
     init(validator: MessageValidator, strict: Bool, identities: IdentityNumbers) {
         self.validator = validator
@@ -160,7 +123,7 @@ struct LineStager {
 
     /// A new batch; the identity numbering starts over first when it has grown too large.
     private mutating func makeBatch() -> StagedBatch {
-        var batch = StagedBatch()
+        var batch = StagedBatch(receivedAt: validator.ingestTime)
         if identities.isFull {
             identities.removeAll()
             batch.renumbered = true
@@ -168,10 +131,11 @@ struct LineStager {
         return batch
     }
 
-    /// Reads `descriptor` to the end, handing each full batch to `emit`.
-    mutating func stage(descriptor: Int32, file: String, emit: (StagedBatch) -> Bool) {
-        var reader = LineReader(descriptor: descriptor)
-        defer { reader.deallocate() }
+    /// The next batch of the input `reader` reads (named `file` in rejections): full, or the last
+    /// one, which may be empty; nil once that was handed out. A read error ends the input: the
+    /// last batch carries it as its `failure`, with the lines read before it.
+    mutating func nextBatch(from reader: inout LineReader, file: String) -> StagedBatch? {
+        guard !inputEnded else { return nil }
         var batch = makeBatch()
         do {
             while let line = try reader.next() {
@@ -189,15 +153,22 @@ struct LineStager {
                 }
                 if batch.isFull {
                     batch.bytes = reader.bytesRead
-                    guard emit(batch) else { return }
-                    batch = makeBatch()
+                    return batch
                 }
             }
-        } catch {
+        } catch let error as AudienceSyncError {
             batch.failure = error
+        } catch {
+            batch.failure = AudienceSyncError(.io, "cannot read: \(error)")
         }
+        inputEnded = true
         batch.bytes = reader.bytesRead
-        _ = emit(batch)
+        return batch
+    }
+
+    /// Ready to read another input.
+    mutating func startInput() {
+        inputEnded = false
     }
 
     static func isBlank(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {

@@ -1,38 +1,33 @@
-/// What `audience-sync validate` prints (SPEC §8, §10).
-public enum ValidationReport {
-    /// `{"definitions": [{"name", "key", "kind", "file", "destinations", "schedule"}]}`, keys in a
-    /// fixed order, definitions in file-name order, one line.
-    public static func json(_ set: DefinitionSet) -> String {
-        let items = set.definitions.map { definition in
-            "{"
-                + [
-                    "\"name\":" + Literal.quote(definition.name),
-                    "\"key\":" + Literal.quote(definition.key),
-                    "\"kind\":" + Literal.quote(definition.kind.rawValue),
-                    "\"file\":" + Literal.quote(definition.file),
-                    "\"destinations\":[" + definition.destinations.map(Literal.quote).joined(separator: ",") + "]",
-                    "\"schedule\":" + Literal.quote(definition.schedule.description),
-                ].joined(separator: ",") + "}"
+/// What `audience-sync validate` prints (SPEC §8, §10): every enabled definition, in file-name
+/// order, with its key, kind, destinations and schedule.
+public struct ValidationReport: Sendable, Encodable {
+    public struct Item: Sendable, Encodable {
+        var name: String
+        var key: String
+        var kind: String
+        var file: String
+        var destinations: [String]
+        var schedule: String
+    }
+
+    public var definitions: [Item]
+
+    public init(_ set: DefinitionSet) {
+        definitions = set.definitions.map { definition in
+            Item(
+                name: definition.name, key: definition.key, kind: definition.kind.rawValue, file: definition.file,
+                destinations: definition.destinations, schedule: definition.schedule.description)
         }
-        return "{\"definitions\":[" + items.joined(separator: ",") + "]}"
     }
 
     /// A table: name, key, kind, destinations, schedule.
-    public static func table(_ set: DefinitionSet) -> String {
-        let header = ["NAME", "KEY", "KIND", "DESTINATIONS", "SCHEDULE"]
-        let rows = set.definitions.map { definition in
+    public var table: String {
+        let rows = [["NAME", "KEY", "KIND", "DESTINATIONS", "SCHEDULE"]] + definitions.map { item in
             [
-                definition.name, definition.key, definition.kind.rawValue,
-                definition.destinations.isEmpty ? "-" : definition.destinations.joined(separator: ","),
-                definition.schedule.description,
+                item.name, item.key, item.kind, item.destinations.isEmpty ? "-" : item.destinations.joined(separator: ","),
+                item.schedule,
             ]
         }
-        let all = [header] + rows
-        let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
-        return all.map { row in
-            row.enumerated().map { column, cell in
-                column == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[column] - cell.count)
-            }.joined(separator: "  ")
-        }.joined(separator: "\n")
+        return TextTable.render(rows).joined(separator: "\n")
     }
 }

@@ -1,85 +1,44 @@
-/// The state of every pair for `status` (SPEC §10).
-public struct SyncStatus: Sendable {
-    public struct Pair: Sendable {
-        public var key: String
-        public var destination: String
-        public var lastSyncedAt: Int64?
-        public var nextDueAt: Int64
-        public var synced: Int
-        public var pending: Int
-        /// Messages of the pair's last run refused for good.
-        public var failed: Int
-        /// `ok`, `partial` or `failed` (an interrupted run counts as failed); nil before the first run.
-        public var lastOutcome: String?
-    }
-
-    public var now: Int64
-    public var pairs: [Pair] = []
-    public var orphaned: [SyncReport.Orphan] = []
-    public var anonymousEvents: Int = 0
-
-    public static func load(engine: MembershipEngine, configuration: Configuration, now: Int64) throws -> SyncStatus {
-        let database = engine.store.database
-        let state = SyncState(database: database)
+extension SyncStatus {
+    /// The state of every configured pair at `now`, the orphaned snapshots, and the events that
+    /// count for no one.
+    public static func load(engine: MembershipEngine, state: any SyncStateStore, configuration: Configuration, now: Int64)
+        async throws -> SyncStatus
+    {
         var status = SyncStatus(now: now)
+        let sizes = Dictionary(try await state.snapshotSizes().map { ($0.pair, $0.count) }, uniquingKeysWith: +)
         for pair in try SyncSelection().pairs(definitions: engine.definitions, configuration: configuration) {
-            let values: [SQLiteValue] = [.text(pair.key), .text(pair.destination.name)]
-            let lastSyncedAt = try state.lastSyncedAt(key: pair.key, destination: pair.destination.name)
-            let lastRun = try database.prepare(
-                "SELECT outcome, failed FROM runs WHERE key = ?1 AND destination = ?2 ORDER BY id DESC LIMIT 1"
-            ).rows(values).first
-            let outcome = lastRun?[0].string.map { $0 == "running" ? "failed" : $0 }
+            let name = PairName(key: pair.key, destination: pair.destination.name)
+            let record = try await state.pairRecord(name)
+            let lastRun = try await state.lastRun(name)
             status.pairs.append(
                 Pair(
-                    key: pair.key, destination: pair.destination.name, lastSyncedAt: lastSyncedAt,
-                    nextDueAt: pair.nextDueAt(lastSyncedAt: lastSyncedAt, now: now),
-                    synced: try state.count("SELECT count(*) FROM snapshots WHERE key = ?1 AND destination = ?2", values),
-                    pending: try state.pendingCount(key: pair.key, destination: pair.destination.name),
-                    failed: Int(lastRun?[1].int64 ?? 0), lastOutcome: outcome))
+                    key: pair.key, destination: pair.destination.name, lastSyncedAt: record.lastSyncedAt,
+                    nextDueAt: pair.nextDueAt(lastSyncedAt: record.lastSyncedAt, now: now), synced: sizes[name] ?? 0,
+                    pending: try await state.pendingCount(name), failed: lastRun?.failed ?? 0,
+                    lastOutcome: lastRun.map { $0.outcome == "running" ? "failed" : $0.outcome }))
         }
-        status.orphaned = try state.orphans(known: engine.definitions.knownPairs()).map {
-            SyncReport.Orphan(key: $0.key, destination: $0.destination, synced: $0.count)
-        }
-        status.anonymousEvents = try engine.store.unlinkedAnonymousEventCount(now: now)
+        status.orphaned = try await orphans(state: state, definitions: engine.definitions)
+        status.anonymousEvents = try await engine.source.unlinkedAnonymousEventCount(now: now)
         return status
     }
 
-    public var json: JSONValue {
-        .object([
-            "pairs": .array(
-                pairs.map { pair in
-                    .object([
-                        "key": .string(pair.key), "destination": .string(pair.destination),
-                        "last_synced_at": .string(pair.lastSyncedAt.map(Timestamp.format)),
-                        "next_due_at": .string(Timestamp.format(pair.nextDueAt)), "synced": .int(pair.synced),
-                        "pending": .int(pair.pending), "failed": .int(pair.failed),
-                        "last_outcome": .string(pair.lastOutcome),
-                    ])
-                }),
-            "orphaned": .array(
-                orphaned.map {
-                    .object(["key": .string($0.key), "destination": .string($0.destination), "synced": .int($0.synced)])
-                }),
-            "anonymous_events": .int(anonymousEvents),
-        ])
+    /// Snapshots that belong to no configured pair (SPEC §6: a definition that disappeared or
+    /// changed its key), given the pairs of every definition file, enabled or not.
+    static func orphans(state: any SyncStateStore, definitions: DefinitionSet) async throws -> [SyncReport.Orphan] {
+        let known = definitions.knownPairs()
+        return try await state.snapshotSizes().filter { !known.contains($0.pair) }.map {
+            SyncReport.Orphan(key: $0.pair.key, destination: $0.pair.destination, synced: $0.count)
+        }
     }
+}
 
-    public var text: String {
-        var lines: [String] = []
-        for pair in pairs {
-            let last = pair.lastSyncedAt.map(Timestamp.format) ?? "never"
-            lines.append(
-                "\(pair.key) → \(pair.destination): last synced \(last), next due \(Timestamp.format(pair.nextDueAt)), "
-                    + "\(pair.synced) synced, \(pair.pending) pending, \(pair.failed) failed, last outcome \(pair.lastOutcome ?? "none")"
-            )
+extension DefinitionSet {
+    /// The (key, destination) pairs of every definition file, enabled or disabled.
+    func knownPairs() -> Set<PairName> {
+        var result = Set<PairName>()
+        for definition in definitions + disabled {
+            for destination in definition.destinations { result.insert(PairName(key: definition.key, destination: destination)) }
         }
-        for orphan in orphaned {
-            lines.append(
-                "warning: \(orphan.key) → \(orphan.destination): orphaned snapshot of \(orphan.synced) users "
-                    + "(no definition has this key any more): run 'audience-sync retire \(orphan.key)' to remove them "
-                    + "from \(orphan.destination) and drop it")
-        }
-        lines.append("\(anonymousEvents) events of anonymous visitors count for no one")
-        return lines.joined(separator: "\n")
+        return result
     }
 }

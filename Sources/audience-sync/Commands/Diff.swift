@@ -24,17 +24,17 @@ extension AudienceSyncCommand {
         var format: DiffFormat = .text
 
         func run() async throws {
-            let context = try ComputeContext(global: global, now: time.now)
+            let now = time.millis
             // ndjson streams the messages as they are made; the other formats only count them.
             let output = LineBuffer()
-            let report = try Syncer.dryRun(
-                engine: context.engine, configuration: context.configuration,
-                selection: pairs.selection(force: true),
-                now: context.now, messages: format == .ndjson ? .stream(output.write) : .count)
+            let report = try await CommandContext.run(global, access: .readOnly) { context in
+                try await context.syncer(quiet: true).dryRun(
+                    pairs.selection(force: true), now: now, messages: format == .ndjson ? .stream(output.write) : .count)
+            }
             output.flush()
             switch format {
             case .text: Console.output(report.text)
-            case .json: Console.output(report.json.jsonString)
+            case .json: Console.output(ReportJSON.encode(report))
             case .ndjson: break
             case .html: Console.output(DiffHTMLReport.render(report))
             }

@@ -27,30 +27,18 @@ extension AudienceSyncCommand {
         var format: OutputFormat = .text
 
         func run() async throws {
-            let context = try ComputeContext(global: global, now: time.now)
-            let explainer = Explainer(engine: context.engine)
-            let selected = keys.isEmpty ? context.engine.definitions.evaluationOrder.map(\.key) : keys
-            let explanations = try selected.map { try explainer.explain(userId: userId, key: $0, now: context.now) }
-            let nowText = Timestamp.format(context.now)
-            switch format {
-            case .json:
-                Console.output(
-                    JSONValue.object([
-                        "user": .string(userId), "now": .string(nowText),
-                        "definitions": .array(explanations.map(\.json)),
-                    ]).jsonString)
-            case .text:
-                var lines = ["\(userId) at \(nowText)"]
-                for explanation in explanations {
-                    switch explanation.kind {
-                    case .audience:
-                        lines.append("\(explanation.key): \(explanation.member ? "member" : "not a member")")
-                    case .computedTrait:
-                        lines.append("\(explanation.key): \(explanation.value?.json ?? "no value")")
-                    }
-                    lines += explanation.reasons.map { "  " + $0 }
+            let now = time.millis
+            let report = try await CommandContext.run(global, access: .readOnly) { context in
+                let explainer = Explainer(engine: context.engine)
+                var report = ExplainReport(user: userId, now: now)
+                for key in keys.isEmpty ? context.definitions.evaluationOrder.map(\.key) : keys {
+                    report.definitions.append(try await explainer.explain(userId: userId, key: key, now: now))
                 }
-                Console.output(lines.joined(separator: "\n"))
+                return report
+            }
+            switch format {
+            case .json: Console.output(ReportJSON.encode(report))
+            case .text: Console.output(report.text)
             }
         }
     }

@@ -55,20 +55,16 @@ extension AudienceSyncCommand {
                 }
             }
             let logger = global.makeLogger()
-            let store = try EventStore(path: try global.databasePath())
+            let location = try global.storeLocation(nil)
             let showProgress = !global.quiet && Console.standardErrorIsTerminal
-            let ingester = try Ingester(
-                store: store,
-                options: IngestOptions(strict: strict, rejectsPath: rejects, now: now.flatMap(Timestamp.parse) ?? Timestamp.now()),
-                logger: logger,
-                progress: showProgress ? { Console.progress(Self.describe($0)) } : nil)
-            do {
-                for file in files { try ingester.ingest(path: file) }
-            } catch {
-                ingester.abandon()
-                throw error
+            let options = IngestOptions(
+                strict: strict, rejectsPath: rejects, now: now.flatMap(Timestamp.parse) ?? Timestamp.now())
+            let summary = try await location.withStore(access: .readWrite, logger: logger) { store in
+                let ingester = try Ingester(
+                    sink: store, options: options, logger: logger,
+                    progress: showProgress ? { Console.progress(Self.describe($0)) } : nil)
+                return try await ingester.run(files)
             }
-            let summary = try ingester.finish()
             if showProgress { Console.progress(nil) }
             report(summary)
             if summary.rejected > 0 { throw ExitCode(1) }
@@ -82,7 +78,7 @@ extension AudienceSyncCommand {
         private func report(_ summary: IngestSummary) {
             switch format {
             case .json:
-                Console.output(summary.json.jsonString)
+                Console.output(ReportJSON.encode(summary))
             case .text:
                 let shown = 20
                 for error in summary.errors.prefix(shown) { Console.error("rejected: \(error.description)") }

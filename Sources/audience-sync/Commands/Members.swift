@@ -27,70 +27,35 @@ extension AudienceSyncCommand {
         var sql = false
 
         func run() async throws {
-            let context = try ComputeContext(global: global, now: time.now)
-            let engine = context.engine
-            guard let definition = engine.definitions[key: key] else {
-                _ = try engine.statement(key: key, now: context.now)  // throws the "unknown key" error
-                return
-            }
-            let nowText = Timestamp.format(context.now)
-            if sql {
-                let (text, parameters) = try engine.statement(key: key, now: context.now)
-                Console.output(text)
-                for (index, value) in parameters.enumerated() { Console.output("-- ?\(index + 1) = \(value)") }
-                return
-            }
-            switch definition.kind {
-            case .audience:
-                let members = try engine.members(key: key, now: context.now)
-                switch format {
-                case .json:
-                    Console.output(
-                        JSONValue.object([
-                            "key": .string(key), "now": .string(nowText), "members": .array(members.map(JSONValue.string)),
-                        ]).jsonString)
-                case .text:
-                    if !members.isEmpty { Console.output(members.joined(separator: "\n")) }
-                    if !global.quiet { Console.error("\(members.count) members of \(key) at \(nowText)") }
+            let now = time.millis
+            let report = try await CommandContext.run(global, access: .readOnly) { context -> MembersReport? in
+                let engine = context.engine
+                let statement = try engine.statement(key: key, now: now)
+                if sql {
+                    Console.output(statement.sql)
+                    for (index, value) in statement.binds.enumerated() {
+                        Console.output("-- \(context.store.dialect.placeholder(index + 1)) = \(value)")
+                    }
+                    return nil
                 }
-            case .computedTrait:
-                let values = try engine.values(key: key, now: context.now)
-                let sorted = values.keys.sorted()
-                switch format {
-                case .json:
-                    let members = sorted.map { JSONValue.Member($0, (try? JSONValue.parse(values[$0]!.json)) ?? .null) }
-                    Console.output(
-                        JSONValue.object([
-                            "key": .string(key), "now": .string(nowText), "values": .object(members),
-                        ]).jsonString)
-                case .text:
-                    if !sorted.isEmpty { Console.output(sorted.map { "\($0)\t\(values[$0]!.json)" }.joined(separator: "\n")) }
-                    if !global.quiet { Console.error("\(sorted.count) users with a value of \(key) at \(nowText)") }
+                switch context.definitions[key: key]?.kind {
+                case .audience?:
+                    return MembersReport(key: key, now: now, result: .members(try await engine.members(key: key, now: now)))
+                case .computedTrait?, nil:
+                    return MembersReport(key: key, now: now, result: .values(try await context.store.memberValues(statement)))
+                }
+            }
+            guard let report else { return }
+            switch format {
+            case .json:
+                Console.output(ReportJSON.encode(report))
+            case .text:
+                if report.count > 0 { Console.output(report.text) }
+                if !global.quiet {
+                    let noun = if case .members = report.result { "members of" } else { "users with a value of" }
+                    Console.error("\(report.count) \(noun) \(key) at \(Timestamp.format(now))")
                 }
             }
         }
-    }
-}
-
-/// What the computing commands share: the configuration, the definitions, the store (read-only)
-/// and the evaluation time.
-struct ComputeContext {
-    let configuration: Configuration
-    let engine: MembershipEngine
-    let now: Int64
-
-    init(global: GlobalOptions, now: String?) throws {
-        guard let configuration = try global.loadConfiguration(required: true) else {
-            throw AudienceSyncError(.configuration, "no configuration file")
-        }
-        self.configuration = configuration
-        let definitions = try DefinitionSet.load(directory: configuration.definitionsPath, configuration: configuration)
-        let path = global.databaseFile ?? configuration.databasePath
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw AudienceSyncError(.usage, "no store yet: run 'audience-sync ingest' first", file: path)
-        }
-        let store = try EventStore(path: path, mode: .readOnly)
-        engine = MembershipEngine(store: store, definitions: definitions)
-        self.now = now.flatMap(Timestamp.parse) ?? Timestamp.now()
     }
 }

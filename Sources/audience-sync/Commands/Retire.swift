@@ -34,15 +34,19 @@ extension AudienceSyncCommand {
         var format: OutputFormat = .text
 
         func run() async throws {
-            let session = try SyncSession(global: global)
-            let report = try await session.syncer.retire(
-                key: key, destinations: destinations, force: force, now: time.millis)
-            session.finish(warnings: report.warnings)
+            let now = time.millis
+            let report = try await CommandContext.run(global, access: .readWrite) { context in
+                try await context.store.withSyncLock {
+                    try await context.syncer(quiet: global.quiet).retire(
+                        key: key, destinations: destinations, force: force, now: now)
+                }
+            }
+            Console.finishProgress(quiet: global.quiet, warnings: report.warnings)
             switch format {
-            case .json: Console.output(report.json.jsonString)
+            case .json: Console.output(ReportJSON.encode(report))
             case .text: Console.output(report.text)
             }
-            if report.exitStatus != 0 { throw ExitCode(report.exitStatus) }
+            if report.hasFailures { throw ExitCode(1) }
         }
     }
 }

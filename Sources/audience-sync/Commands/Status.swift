@@ -16,10 +16,13 @@ extension AudienceSyncCommand {
         var format: OutputFormat = .text
 
         func run() async throws {
-            let context = try ComputeContext(global: global, now: time.now)
-            let status = try SyncStatus.load(engine: context.engine, configuration: context.configuration, now: context.now)
+            let now = time.millis
+            let status = try await CommandContext.run(global, access: .readOnly) { context in
+                try await SyncStatus.load(
+                    engine: context.engine, state: context.store, configuration: context.configuration, now: now)
+            }
             switch format {
-            case .json: Console.output(status.json.jsonString)
+            case .json: Console.output(ReportJSON.encode(status))
             case .text: Console.output(status.text)
             }
         }

@@ -27,30 +27,18 @@ extension AudienceSyncCommand {
         var format: OutputFormat = .text
 
         func run() async throws {
-            let session = try SyncSession(global: global)
-            let report = try await session.syncer.sync(
-                pairs.selection(force: force),
-                now: time.millis)
-            session.finish(warnings: report.warnings)
-            switch format {
-            case .json: Console.output(report.json.jsonString)
-            case .text:
-                for pair in report.pairs {
-                    var line = "\(pair.key) → \(pair.destination): "
-                    if let skipped = pair.skipped {
-                        line += "skipped (\(skipped))"
-                    } else if !pair.due && pair.resumed == 0 {
-                        line += "not due"
-                    } else {
-                        line += "\(pair.sent) sent, \(pair.failed) failed, \(pair.resumed) resumed"
-                        if pair.firstSync { line += " (first sync)" }
-                        if pair.invalid > 0 { line += " (\(pair.invalid) invalid: never sent)" }
-                        if pair.pending > 0 { line += ", \(pair.pending) still pending" }
-                    }
-                    Console.output(line)
+            let now = time.millis
+            let report = try await CommandContext.run(global, access: .readWrite) { context in
+                try await context.store.withSyncLock {
+                    try await context.syncer(quiet: global.quiet).sync(pairs.selection(force: force), now: now)
                 }
             }
-            if report.exitStatus != 0 { throw ExitCode(report.exitStatus) }
+            Console.finishProgress(quiet: global.quiet, warnings: report.warnings)
+            switch format {
+            case .json: Console.output(ReportJSON.encode(report))
+            case .text: Console.output(report.text)
+            }
+            if report.hasFailures { throw ExitCode(1) }
         }
     }
 }

@@ -30,9 +30,9 @@ extension AudienceSyncCommand {
             let set = try DefinitionSet.load(directory: configuration.definitionsPath, configuration: configuration)
             switch format {
             case .json:
-                Console.output(ValidationReport.json(set))
+                Console.output(ReportJSON.encode(ValidationReport(set)))
             case .text:
-                Console.output(ValidationReport.table(set))
+                Console.output(ValidationReport(set).table)
                 if !global.quiet {
                     var summary = "\(set.definitions.count) definition\(set.definitions.count == 1 ? "" : "s") valid"
                     if !set.disabled.isEmpty {

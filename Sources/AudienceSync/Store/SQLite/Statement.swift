@@ -2,15 +2,15 @@ import CSQLite
 
 /// A prepared statement. Finalized when released; reused by resetting and re-binding.
 ///
-/// Like its `Database`, a statement is not `Sendable`: one owner uses it at a time.
+/// Like its `Database`, a statement is not `Sendable`: one owner uses it at a time. It holds no
+/// reference to its `Database` (the connection caches statements): SQLite keeps a closed
+/// connection alive until its last statement is finalized.
 public final class Statement {
     let handle: OpaquePointer
     /// The SQL it was prepared from (for error messages).
     public let sql: String
-    private let database: Database
 
     init(database: Database, sql: String, persistent: Bool) throws {
-        self.database = database
         self.sql = sql
         var statement: OpaquePointer?
         var tail: UnsafePointer<CChar>?
@@ -97,7 +97,7 @@ public final class Statement {
         case SQLITE_ROW: return true
         case SQLITE_DONE: return false
         default:
-            let error = database.error(code: code, sql: sql)
+            let error = SQLiteError(connection: sqlite3_db_handle(handle), code: code, sql: sql)
             sqlite3_reset(handle)
             throw error
         }
@@ -113,7 +113,7 @@ public final class Statement {
     public func execute(_ values: [SQLiteValue] = []) throws -> Int {
         try bind(values)
         while try step() {}
-        return database.changes
+        return Int(sqlite3_changes(sqlite3_db_handle(handle)))
     }
 
     /// Binds `values` and calls `body` for each result row.
@@ -146,7 +146,7 @@ public final class Statement {
     }
 
     func check(_ code: Int32) throws {
-        guard code == SQLITE_OK else { throw database.error(code: code, sql: sql) }
+        guard code == SQLITE_OK else { throw SQLiteError(connection: sqlite3_db_handle(handle), code: code, sql: sql) }
     }
 }
 

@@ -17,6 +17,15 @@ public struct SQLiteError: Error, CustomStringConvertible, Sendable {
         self.sql = sql
     }
 
+    /// The error of a call on `connection` that returned `code`, with SQLite's message.
+    init(connection: OpaquePointer?, code: Int32, sql: String?) {
+        let extended = connection.map { sqlite3_extended_errcode($0) } ?? 0
+        self.init(
+            extendedCode: extended != 0 ? extended : code,
+            message: connection.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(code)),
+            sql: sql)
+    }
+
     /// The primary result code (`SQLITE_BUSY`, `SQLITE_CONSTRAINT`, …).
     public var primaryCode: Int32 { extendedCode & 0xFF }
 

@@ -22,6 +22,8 @@ public final class Database {
     let handle: OpaquePointer
     /// Written by the WAL hook (`recordWALSizeInsteadOfCheckpointing`); freed after the connection closes.
     private let walFrames: UnsafeMutablePointer<Int32>
+    /// Statements prepared by `cached`, by their SQL.
+    private var statements: [String: Statement] = [:]
     /// The database file.
     public let path: String
     public let mode: Mode
@@ -64,6 +66,7 @@ public final class Database {
     }
 
     deinit {
+        statements.removeAll()
         sqlite3_close_v2(handle)
         walFrames.deallocate()
     }
@@ -105,6 +108,18 @@ public final class Database {
     /// Prepares one statement. `persistent` hints that it will be reused many times.
     public func prepare(_ sql: String, persistent: Bool = false) throws -> Statement {
         try Statement(database: self, sql: sql, persistent: persistent)
+    }
+
+    /// The statement for `sql`, prepared once per connection and reused (reset) on every later
+    /// call: for the program's own statements run again and again (never user text).
+    public func cached(_ sql: String) throws -> Statement {
+        if let statement = statements[sql] {
+            statement.reset()
+            return statement
+        }
+        let statement = try prepare(sql, persistent: true)
+        statements[sql] = statement
+        return statement
     }
 
     /// Rows changed by the most recent INSERT, UPDATE or DELETE.
@@ -207,8 +222,6 @@ public final class Database {
     }
 
     func error(code: Int32, sql: String?) -> SQLiteError {
-        SQLiteError(
-            extendedCode: sqlite3_extended_errcode(handle) != 0 ? sqlite3_extended_errcode(handle) : code,
-            message: String(cString: sqlite3_errmsg(handle)), sql: sql)
+        SQLiteError(connection: handle, code: code, sql: sql)
     }
 }

@@ -1,10 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
-/// The SQLite store of events and identities (SPEC §3).
+/// The SQLite store's schema (SPEC §3, §6), as migrations applied in order, each in a transaction
+/// with its bump of `PRAGMA user_version`.
 ///
 /// Tables:
 /// - `events`: one row per message; `ts` is event time in epoch milliseconds UTC, `message` the
@@ -14,33 +9,9 @@ import Darwin
 ///   `now` is its earliest one with `ts <= now` (SPEC §3.2).
 /// - `users`: every `userId` with the event time of its first message: the universe of users
 ///   at `now` is `first_seen <= now`.
-public final class EventStore {
-    public let database: Database
-
-    /// Opens the store at `path`, creating and migrating it for `.readWrite`.
-    public init(path: String, mode: Database.Mode = .readWrite, cacheMebibytes: Int = EventStore.defaultCacheMebibytes) throws {
-        database = try Database(path: path, mode: mode)
-        try database.execute("PRAGMA cache_size = -\(cacheMebibytes * 1024)")
-        if mode == .readWrite {
-            try database.migrate(EventStore.migrations)
-        } else {
-            let version = try database.userVersion
-            guard version == EventStore.migrations.count else {
-                throw AudienceSyncError(
-                    .database,
-                    "the store has schema version \(version), this program expects \(EventStore.migrations.count); run 'audience-sync ingest' once to upgrade it",
-                    file: path)
-            }
-        }
-    }
-
-    /// SQLite's page cache per connection. Ingest inserts into indexes keyed by random message ids;
-    /// a cache far larger than SQLite's 2 MB default keeps their inner pages in memory.
-    public static var defaultCacheMebibytes: Int {
-        if let text = getenv("AUDIENCE_SYNC_CACHE_MIB"), let value = Int(String(cString: text)), value > 0 { return value }
-        return 64
-    }
-
+/// - the sync state: `snapshots`, `runs`, `outbox`, `outbox_messages`, `outbox_marks`, `pairs`
+///   (migrations 2 to 4).
+enum SQLiteSchema {
     /// The schema, one migration per entry; never edit an entry that has shipped, add one.
     ///
     /// Indexes cost ingest speed, so there are two: `message_id` (deduplication) and
@@ -191,83 +162,4 @@ public final class EventStore {
         FROM outbox o;
         """,
     ]
-
-    // MARK: Queries used by commands and tests
-
-    /// The number of stored messages.
-    public func eventCount() throws -> Int {
-        Int(try database.prepare("SELECT count(*) FROM events").scalar()?.int64 ?? 0)
-    }
-
-    /// The user an anonymous id belongs to at `now`: its earliest link with event time ≤ now
-    /// (ties broken by messageId, then user id), or nil when it is not linked yet.
-    public func linkedUser(anonymousId: String, now: Int64) throws -> String? {
-        try database.prepare(
-            """
-            SELECT user_id FROM identity_links
-            WHERE anonymous_id = ? AND ts <= ?
-            ORDER BY ts, message_id, user_id LIMIT 1
-            """
-        ).scalar([.text(anonymousId), .integer(now)])?.string
-    }
-
-    /// Every user id known at `now` (the universe `not` ranges over), sorted.
-    public func users(now: Int64) throws -> [String] {
-        try database.prepare("SELECT user_id FROM users WHERE first_seen <= ? ORDER BY user_id")
-            .rows([.integer(now)]).compactMap { $0[0].string }
-    }
-
-    /// Stored messages without a `userId` whose anonymous id has no link at `now`:
-    /// they count for no one (SPEC §3.2).
-    public func unlinkedAnonymousEventCount(now: Int64) throws -> Int {
-        Int(
-            try database.prepare(
-                """
-                SELECT count(*) FROM events e
-                WHERE e.user_id IS NULL AND e.ts <= ?1
-                  AND NOT EXISTS (SELECT 1 FROM identity_links l WHERE l.anonymous_id = e.anonymous_id AND l.ts <= ?1)
-                """
-            ).scalar([.integer(now)])?.int64 ?? 0)
-    }
-
-    /// A user's traits at `now` (SPEC §3.2): the `traits` of their identify messages (their own or
-    /// of an anonymous id linked to them at `now`), merged key by key in event-time order, ties by
-    /// messageId; later values win and nested objects are replaced whole. Nil when there are none.
-    public func traits(userId: String, now: Int64) throws -> JSONValue? {
-        let statement = try database.prepare(
-            """
-            WITH links AS (
-                SELECT anonymous_id FROM identity_links l
-                WHERE l.ts <= ?2 AND l.user_id = ?1
-                  AND NOT EXISTS (
-                      SELECT 1 FROM identity_links o
-                      WHERE o.anonymous_id = l.anonymous_id AND o.ts <= ?2
-                        AND (o.ts, o.message_id, o.user_id) < (l.ts, l.message_id, l.user_id))
-            ),
-            identifies AS (
-                -- Only objects: json_each would fail on the text of a string `traits`.
-                SELECT ts, message_id,
-                       CASE WHEN json_type(message, '$.traits') = 'object'
-                            THEN json_extract(message, '$.traits') END AS traits
-                FROM events
-                WHERE type = 'identify' AND ts <= ?2
-                  AND (user_id = ?1 OR (user_id IS NULL AND anonymous_id IN (SELECT anonymous_id FROM links)))
-            ),
-            entries AS (
-                SELECT t.key AS key, t.value AS value, t.type AS type,
-                       row_number() OVER (PARTITION BY t.key ORDER BY i.ts DESC, i.message_id DESC) AS rank
-                FROM identifies i, json_each(i.traits) t
-                WHERE json_type(i.traits) = 'object'
-            )
-            SELECT json_group_object(key, CASE type
-                WHEN 'true' THEN json('true') WHEN 'false' THEN json('false')
-                WHEN 'object' THEN json(value) WHEN 'array' THEN json(value) ELSE value END)
-            FROM entries WHERE rank = 1
-            """)
-        var result: JSONValue?
-        try statement.forEachRow([.text(userId), .integer(now)]) { row in
-            if let text = row.text(0), text != "{}" { result = try JSONValue.parse(text) }
-        }
-        return result
-    }
 }

@@ -1,71 +1,40 @@
 import Foundation
 
-/// The counts of a pair's diff (SPEC §7): current state against the snapshot with pending outbox
-/// work applied, which is what the snapshot will be once that work is delivered.
-public struct PairCounts: Sendable, Equatable {
-    /// Members now (audience) or users with a value now (computed trait).
-    public var members = 0
-    /// Rows of the acknowledged snapshot.
-    public var synced = 0
-    /// Audience: users who join; computed trait: users who get a value they had none of.
-    public var entered = 0
-    /// Audience: users who leave; computed trait: users whose value is gone (sent as null).
-    public var exited = 0
-    /// Computed trait: users whose value changes (always 0 for audiences).
-    public var changed = 0
-    public var unchanged = 0
-    /// Messages of earlier runs still waiting to be delivered.
-    public var pending = 0
-
-    public var changes: Int { entered + exited + changed }
-}
-
-/// One change of a pair's diff.
-public struct PairChange: Sendable, Equatable {
-    public enum Kind: String, Sendable { case entered, exited, changed }
-    public var userId: String
-    public var kind: Kind
-    /// The value to send, JSON text (`true`, `false`, `null`, `78.99`, …).
-    public var value: String
-    /// Whether acknowledging the change removes the user from the snapshot.
-    public var removes: Bool
-}
-
-/// Diffs a pair in one pass: a merge join of the current state, sorted by user id, with the
-/// snapshot read in its primary key's order and the pair's pending outbox work laid over it (that
-/// is what the snapshot becomes once the work is delivered). The changes go, in user-id order, into
-/// `temp.sync_changes`, from which the caller reads them (`forEachChange`, `sample`).
+/// Diffs a pair in one pass: a merge join of the current state — the definition's statement, whose
+/// rows come sorted by user id — with the snapshot read in its primary key's order and the pair's
+/// pending outbox work laid over it (that is what the snapshot becomes once the work is
+/// delivered). The changes go, in user-id order, into `temp.sync_changes`, from which the store
+/// reads them (`SyncStateStore.stagedChanges`, `writeRun`).
 ///
 /// The temporary table lives in SQLite's temp database, never in the store's file, so this works,
 /// and changes nothing, on a read-only connection. Only the changes are written; the members and
 /// the snapshot are streamed, compared as SQLite's bytes: a `String` is made for no row.
-final class PairDiffer {
+struct SQLitePairDiff {
     let database: Database
-    let engine: MembershipEngine
-
-    init(engine: MembershipEngine) throws {
-        self.engine = engine
-        self.database = engine.store.database
-    }
 
     /// The pair's pending outbox rows (`?1` key, `?2` destination): the changes a sync decided on
     /// that are not resolved yet, each with `user_id, value, removes, id`, by user id and then id,
     /// so that for a user the last row is the one in force.
     static let pendingOutboxRows = """
         SELECT user_id, value, removes, id FROM outbox
-        WHERE \(SyncState.pendingOfBoundPair)
+        WHERE \(SQLiteSyncState.pendingOfBoundPair)
         ORDER BY user_id, id
         """
 
-    /// Diffs `pair` at `now` into `temp.sync_changes` and returns the counts.
-    func load(_ pair: SyncPair, now: Int64) throws -> PairCounts {
+    /// Diffs the request's pair into `temp.sync_changes` and returns the counts and a sample.
+    func stage(_ request: DiffRequest) throws -> PairDiff {
+        let counts = try load(request)
+        return PairDiff(counts: counts, sample: try sample(limit: request.sampleSize))
+    }
+
+    private func load(_ request: DiffRequest) throws -> PairCounts {
         // One transaction for the whole diff (a savepoint, so that it nests in a caller's too). In
         // autocommit mode each change written to the temp table is a transaction of its own, whose
         // commit walks the temp database's page cache: that was most of the diff's time once the
         // cache filled, and three times as much on a connection that had diffed before.
         try database.execute("SAVEPOINT pair_diff")
         do {
-            let counts = try merge(pair, now: now)
+            let counts = try merge(request)
             try database.execute("RELEASE pair_diff")
             return counts
         } catch {
@@ -74,7 +43,7 @@ final class PairDiffer {
         }
     }
 
-    private func merge(_ pair: SyncPair, now: Int64) throws -> PairCounts {
+    private func merge(_ request: DiffRequest) throws -> PairCounts {
         // A new table each time: dropping frees the last diff's pages at once, where deleting
         // its rows one by one would cost as much as writing them.
         try database.execute(
@@ -87,11 +56,10 @@ final class PairDiffer {
             """)
         // The engine's statement as it is: it returns `uid` (audience) or `uid, value` (computed
         // trait) ordered by uid; wrapping it would make SQLite sort a million rows again.
-        let (sql, parameters) = try engine.statement(key: pair.key, now: now)
-        let current = try database.prepare(sql)
+        let current = try database.prepare(request.members.sql)
         defer { current.reset() }
-        try current.bind(Array(parameters.prefix(current.parameterCount)))
-        let pairParameters: [SQLiteValue] = [.text(pair.key), .text(pair.destination.name)]
+        try current.bind(request.members.binds.map(SQLiteValue.init))
+        let pairParameters: [SQLiteValue] = [.text(request.pair.key), .text(request.pair.destination)]
         // The primary key's order: no sort.
         let snapshot = try database.prepare(
             "SELECT user_id, value FROM snapshots WHERE key = ?1 AND destination = ?2 ORDER BY user_id")
@@ -102,7 +70,7 @@ final class PairDiffer {
         try pending.bind(pairParameters)
         let insert = try database.prepare(
             "INSERT INTO temp.sync_changes (user_id, value, kind, removes) VALUES (?1, ?2, ?3, ?4)")
-        let audience = pair.definition.kind == .audience
+        let audience = request.kind == .audience
         let gone = RowBytes(audience ? "false" : "null")
 
         let members = try MergeInput(statement: current, constantValue: audience ? "true" : nil)
@@ -182,18 +150,21 @@ final class PairDiffer {
         }
     }
 
-    /// Calls `body` for each change of the pair last loaded, by user id.
-    func forEachChange(_ pair: SyncPair, _ body: (PairChange) throws -> Void) throws {
-        let statement = try database.prepare("SELECT user_id, value, kind, removes FROM temp.sync_changes ORDER BY seq")
-        try statement.forEachRow { row in
+    /// The staged changes after position `position` (their `seq` is the position, from 1), at most `limit`.
+    func changes(from position: Int, limit: Int) throws -> [PairChange] {
+        let statement = try database.prepare(
+            "SELECT user_id, value, kind, removes FROM temp.sync_changes WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+        var changes: [PairChange] = []
+        try statement.forEachRow([.integer(Int64(position)), .integer(Int64(limit))]) { row in
             guard let userId = row.text(0), let value = row.text(1), let kind = row.text(2).flatMap(PairChange.Kind.init)
             else { return }
-            try body(PairChange(userId: userId, kind: kind, value: value, removes: row.int64(3) == 1))
+            changes.append(PairChange(userId: userId, kind: kind, value: value, removes: row.int64(3) == 1))
         }
+        return changes
     }
 
     /// Up to `limit` user ids per kind of change, by user id.
-    func sample(_ pair: SyncPair, limit: Int) throws -> [PairChange.Kind: [String]] {
+    private func sample(limit: Int) throws -> [PairChange.Kind: [String]] {
         var result: [PairChange.Kind: [String]] = [:]
         let statement = try database.prepare(
             "SELECT user_id FROM temp.sync_changes WHERE kind = ?1 ORDER BY seq LIMIT ?2")
@@ -251,7 +222,7 @@ private final class MergeInput {
         while try stepToUsableRow() {
             let order = compareBytes(rowUser, user.buffer)
             if order > 0 { return }
-            guard order == 0 else { throw AudienceSyncError(.database, "the diff's input is not ordered by user id") }
+            guard order == 0 else { throw AudienceSyncError(.store, "the diff's input is not ordered by user id") }
             take()
         }
     }

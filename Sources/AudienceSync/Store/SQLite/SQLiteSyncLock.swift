@@ -4,18 +4,18 @@ import Glibc
 import Darwin
 #endif
 
-/// The sync lock of a database (SPEC §6 step 1): an exclusive `flock` on `<database>.lock`.
+/// The sync lock of an SQLite store (SPEC §6 step 1): an exclusive `flock` on `<database>.lock`.
 ///
 /// `flock` rather than a lock row in the database: the kernel releases it when the holder exits,
 /// however it exits (kill -9, a crash, a reboot), so there is no stale lock to detect and no
 /// heartbeat to keep; and taking it never waits on SQLite's own locks. The lock file itself is
 /// left in place (deleting it would race with a process that has just opened it).
-public final class SyncLock {
+final class SQLiteSyncLock {
     private let descriptor: Int32
-    public let path: String
+    let path: String
 
-    /// Takes the lock at once, or throws a `.locked` error (exit status 3) when another process holds it.
-    public init(databasePath: String) throws {
+    /// Takes the lock at once, or throws a `.locked` error when another process holds it.
+    init(databasePath: String) throws {
         path = databasePath + ".lock"
         descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
@@ -35,5 +35,13 @@ public final class SyncLock {
     deinit {
         flock(descriptor, LOCK_UN)
         close(descriptor)
+    }
+}
+
+extension SQLiteStore {
+    public func withSyncLock<T>(_ body: () async throws -> T) async throws -> T {
+        let lock = try SQLiteSyncLock(databasePath: path)
+        defer { withExtendedLifetime(lock) {} }
+        return try await body()
     }
 }

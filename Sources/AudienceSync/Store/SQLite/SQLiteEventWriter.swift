@@ -1,0 +1,406 @@
+import Logging
+
+extension SQLiteStore {
+    /// A writer on a connection of its own, with the write-ahead log checkpointed beside it by a
+    /// `SQLiteCheckpointer` (when its connection opens) for as long as `body` runs.
+    public func withEventWriter<T>(_ options: EventWriterOptions, _ body: (any EventWriter) async throws -> T)
+        async throws -> T
+    {
+        guard access == .readWrite else {
+            throw AudienceSyncError(.store, "the store is open for reading only; nothing can be written", file: path)
+        }
+        let checkpointer: SQLiteCheckpointer?
+        do {
+            checkpointer = try SQLiteCheckpointer(path: path, logger: logger)
+        } catch {
+            // Without it the writer's connection checkpoints as SQLite does by default: slower, not wrong.
+            logger.warning(
+                "cannot open a connection for checkpoints; the writer checkpoints itself",
+                metadata: ["error": "\(error)"])
+            checkpointer = nil
+        }
+        let (commits, committed) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let writer = try await SQLiteEventWriter.open(
+            path: path, options: options, cacheMebibytes: cacheMebibytes, checkpointer: checkpointer,
+            committed: checkpointer == nil ? nil : committed, logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            if let checkpointer {
+                // Copies each commit into the database file while the writer goes on; commits made
+                // during a checkpoint are coalesced into the next one.
+                group.addTask {
+                    for await _ in commits { await checkpointer.checkpoint() }
+                }
+            }
+            let result: T
+            do {
+                result = try await body(writer)
+            } catch {
+                await writer.close()
+                committed.finish()
+                try await group.waitForAll()
+                throw error
+            }
+            await writer.close()
+            committed.finish()
+            // The checkpoint of the last commit is done before the writer is gone.
+            try await group.waitForAll()
+            return result
+        }
+    }
+}
+
+/// Stores staged batches (SPEC §3.1) with prepared multi-row statements in large transactions, on a
+/// connection and thread of its own.
+///
+/// Deduplication is SQLite's: `INSERT OR IGNORE` on the unique message id, and when a statement
+/// stored fewer rows than it was given, their consecutive rowids tell which. Users and identity
+/// links are kept as earliest-time upserts (`EarliestIdentities`), written at each commit.
+actor SQLiteEventWriter: EventWriter {
+    private let executor: ThreadExecutor
+    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+    private let database: Database
+    private let path: String
+    private let options: EventWriterOptions
+    private let logger: Logger
+
+    private let insertEvent: Statement
+    private let insertChunk: Statement
+    private let readInsertedIds: Statement
+    private let upsertUser: Statement
+    private let upsertLink: Statement
+    private var inTransaction = false
+    private var pendingInTransaction = 0
+    /// The earliest time of each numbered user and link: known to be stored, or to write at commit.
+    private var identities = EarliestIdentities()
+
+    /// Copies the WAL into the database file on another thread (nil: SQLite's own checkpoints).
+    private let checkpointer: SQLiteCheckpointer?
+    /// Told after each commit, for the checkpointer.
+    private let committed: AsyncStream<Void>.Continuation?
+    /// The connection's automatic checkpoint setting, restored when the writer closes.
+    private var automaticCheckpointPages = 1000
+    private let pageSize: Int
+    private let walLimitBytes: Int
+    private var closed = false
+
+    /// WAL size past which the writer waits for a checkpoint before its next transaction.
+    static let defaultWALLimitBytes = 512 << 20
+
+    /// Rows per multi-row INSERT: each statement run opens cursors on the table and every index,
+    /// so inserting rows in groups divides that cost.
+    static let rowsPerInsert = 32
+
+    /// Opens the writer's connection on its own thread.
+    static func open(
+        path: String, options: EventWriterOptions, cacheMebibytes: Int, checkpointer: SQLiteCheckpointer?,
+        committed: AsyncStream<Void>.Continuation?, logger: Logger
+    ) async throws -> SQLiteEventWriter {
+        do {
+            return try SQLiteEventWriter(
+                path: path, options: options, cacheMebibytes: cacheMebibytes, checkpointer: checkpointer,
+                committed: committed, logger: logger)
+        } catch {
+            throw SQLiteStore.storeError(error, path: path)
+        }
+    }
+
+    private init(
+        path: String, options: EventWriterOptions, cacheMebibytes: Int, checkpointer: SQLiteCheckpointer?,
+        committed: AsyncStream<Void>.Continuation?, logger: Logger
+    ) throws {
+        executor = ThreadExecutor()
+        self.path = path
+        self.options = options
+        self.logger = logger
+        self.checkpointer = checkpointer
+        self.committed = committed
+        walLimitBytes = options.walLimitBytes ?? Self.defaultWALLimitBytes
+        let database = try Database(path: path, mode: .readWrite)
+        try database.execute("PRAGMA cache_size = -\(cacheMebibytes * 1024)")
+        self.database = database
+        // `OR IGNORE`, not `ON CONFLICT (message_id) DO NOTHING`: the only constraint a bound row can
+        // break is the message id's uniqueness, where both skip the row. But with an upsert clause the
+        // NOT NULL checks keep their default ABORT, so SQLite must be able to undo a half-done
+        // multi-row statement and copies every page the statement first touches into a statement
+        // journal (a temporary file): 2.2 GB written for 200,000 events. `OR IGNORE` cannot abort.
+        // Every row's received_at is parameter ?1, bound once per batch; row r's other seven columns
+        // are parameters 7r + 2 … 7r + 8.
+        func row(_ row: Int) -> String {
+            let first = 7 * row + 2
+            return "(?\(first), ?\(first + 1), ?\(first + 2), ?\(first + 3), ?\(first + 4), ?\(first + 5), ?1, ?\(first + 6))"
+        }
+        insertEvent = try database.prepare(
+            """
+            INSERT OR IGNORE INTO events (message_id, type, user_id, anonymous_id, event, ts, received_at, message)
+            VALUES \(row(0))
+            """, persistent: true)
+        insertChunk = try database.prepare(
+            """
+            INSERT OR IGNORE INTO events (message_id, type, user_id, anonymous_id, event, ts, received_at, message)
+            VALUES \((0..<Self.rowsPerInsert).map(row).joined(separator: ", "))
+            """, persistent: true)
+        readInsertedIds = try database.prepare("SELECT message_id FROM events WHERE seq > ?", persistent: true)
+        upsertUser = try database.prepare(
+            """
+            INSERT INTO users (user_id, first_seen) VALUES (?1, ?2)
+            ON CONFLICT (user_id) DO UPDATE SET first_seen = excluded.first_seen
+            WHERE excluded.first_seen < users.first_seen
+            """, persistent: true)
+        upsertLink = try database.prepare(
+            """
+            INSERT INTO identity_links (anonymous_id, user_id, ts, message_id) VALUES (?1, ?2, ?3, ?4)
+            ON CONFLICT (anonymous_id, user_id) DO UPDATE SET ts = excluded.ts, message_id = excluded.message_id
+            WHERE (excluded.ts, excluded.message_id) < (identity_links.ts, identity_links.message_id)
+            """, persistent: true)
+        pageSize = Int(try database.prepare("PRAGMA page_size").scalar()?.int64 ?? 4096)
+        if checkpointer != nil {
+            automaticCheckpointPages = Int(try database.prepare("PRAGMA wal_autocheckpoint").scalar()?.int64 ?? 1000)
+            database.recordWALSizeInsteadOfCheckpointing()
+        }
+    }
+
+    // MARK: EventWriter
+
+    func write(_ batch: StagedBatch) async throws -> EventWriteCounts {
+        do {
+            if batch.renumbered {
+                try writePendingIdentities()
+                identities.removeAll()
+            }
+            identities.add(batch)
+            return try await store(batch)
+        } catch {
+            throw SQLiteStore.storeError(error, path: path)
+        }
+    }
+
+    func commit() async throws {
+        do {
+            try commitOpenTransaction()
+        } catch {
+            throw SQLiteStore.storeError(error, path: path)
+        }
+    }
+
+    func rollback() {
+        rollbackOpenTransaction()
+    }
+
+    /// Rolls back what is not committed and gives the connection back its automatic checkpoints.
+    func close() {
+        guard !closed else { return }
+        closed = true
+        rollbackOpenTransaction()
+        guard checkpointer != nil else { return }
+        do {
+            try database.execute("PRAGMA wal_autocheckpoint = \(automaticCheckpointPages)")
+        } catch {
+            logger.warning("cannot restore automatic checkpoints", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: Storing
+
+    private func store(_ batch: StagedBatch) async throws -> EventWriteCounts {
+        var counts = EventWriteCounts()
+        let messages = batch.messages
+        guard !messages.isEmpty else { return counts }
+        var index = 0
+        while index < messages.count {
+            let room = options.transactionSize.map { max(1, $0 - pendingInTransaction) } ?? Int.max
+            let count = min(Self.rowsPerInsert, messages.count - index, room)
+            if !inTransaction { try await begin() }
+            try insert(messages[index..<(index + count)], of: batch, counts: &counts)
+            index += count
+            if let size = options.transactionSize, pendingInTransaction >= size {
+                try commitOpenTransaction()
+            }
+        }
+        return counts
+    }
+
+    private func begin() async throws {
+        // Past the limit, the WAL starts over only if everything in it was copied before this
+        // transaction starts: wait for a checkpoint that follows the last commit.
+        if let checkpointer, database.walFramesAtLastCommit * pageSize > walLimitBytes {
+            await checkpointer.checkpoint()
+        }
+        try database.execute("BEGIN IMMEDIATE TRANSACTION")
+        inTransaction = true
+    }
+
+    /// Inserts `chunk` (one multi-row statement when full, else row by row), binding its texts
+    /// straight from the batch's arena, and counts which rows were new.
+    private func insert(
+        _ chunk: ArraySlice<StagedBatch.Message>, of batch: StagedBatch, counts: inout EventWriteCounts
+    ) throws {
+        try batch.arena.withUnsafeBytes { arena in
+            let statement = chunk.count == Self.rowsPerInsert ? insertChunk : insertEvent
+            defer { statement.clearBindings() }
+            var inserted = 0
+            if chunk.count == Self.rowsPerInsert {
+                statement.reset()
+                try statement.bindInt64(batch.receivedAt, at: 1)
+                for (row, message) in chunk.enumerated() { try bind(message, row: row, to: statement, arena: arena) }
+                try statement.step()
+                inserted = database.changes
+            } else {
+                for message in chunk {
+                    statement.reset()
+                    try statement.bindInt64(batch.receivedAt, at: 1)
+                    try bind(message, row: 0, to: statement, arena: arena)
+                    try statement.step()
+                    if database.changes == 1 {
+                        record(message, arena: arena, counts: &counts)
+                    } else {
+                        counts.duplicates += 1
+                    }
+                }
+                pendingInTransaction += chunk.count
+                return
+            }
+            pendingInTransaction += chunk.count
+            if inserted == chunk.count {
+                for message in chunk { record(message, arena: arena, counts: &counts) }
+                return
+            }
+            // Some were duplicates. The rows this statement inserted have consecutive rowids ending
+            // at the last insert rowid: read their ids to know which messages they were.
+            var storedIds = Set<String>()
+            if inserted > 0 {
+                try readInsertedIds.forEachRow([.integer(database.lastInsertRowID - Int64(inserted))]) { row in
+                    if let id = row.text(0) { storedIds.insert(id) }
+                }
+            }
+            for message in chunk {
+                let id = String(decoding: UnsafeRawBufferPointer(rebasing: arena[message.messageId]), as: UTF8.self)
+                // Within one statement a repeated id is inserted once: count later copies as duplicates.
+                if storedIds.remove(id) != nil {
+                    record(message, arena: arena, counts: &counts)
+                } else {
+                    counts.duplicates += 1
+                }
+            }
+        }
+    }
+
+    /// Binds `message` as row `row` (0-based) of `statement`, without copying its bytes (received_at,
+    /// parameter 1, is bound once for all rows).
+    private func bind(_ message: StagedBatch.Message, row: Int, to statement: Statement, arena: UnsafeRawBufferPointer)
+        throws
+    {
+        let base = row * 7
+        func bind(_ range: Range<Int>?, at index: Int) throws {
+            if let range {
+                try statement.bindTextNoCopy(UnsafeRawBufferPointer(rebasing: arena[range]), at: base + index)
+            } else {
+                try statement.bindNull(at: base + index)
+            }
+        }
+        try bind(message.messageId, at: 2)
+        try statement.bindTextNoCopy(message.type.utf8Name, at: base + 3)
+        try bind(message.userId, at: 4)
+        try bind(message.anonymousId, at: 5)
+        try bind(message.eventName, at: 6)
+        try statement.bindInt64(message.time, at: base + 7)
+        try bind(message.body, at: 8)
+    }
+
+    /// Counts a newly stored message and notes its user and identity links for the commit.
+    private func record(_ message: StagedBatch.Message, arena: UnsafeRawBufferPointer, counts: inout EventWriteCounts) {
+        counts.accepted += 1
+        guard message.user >= 0 else {
+            counts.anonymous += 1
+            return
+        }
+        identities.noteUser(message.user, time: message.time)
+        let messageId = { String(decoding: UnsafeRawBufferPointer(rebasing: arena[message.messageId]), as: UTF8.self) }
+        if message.link >= 0 { identities.noteLink(message.link, time: message.time, messageId: messageId) }
+        if message.previousLink >= 0 { identities.noteLink(message.previousLink, time: message.time, messageId: messageId) }
+    }
+
+    /// Writes the users and links whose earliest time the open transaction lowered (no commit).
+    private func writePendingIdentities() throws {
+        do {
+            for user in identities.pendingUsers {
+                try upsertUser.execute([.text(identities.userIds[Int(user)]), .integer(identities.userTime(user))])
+            }
+            for number in identities.pendingLinks {
+                let link = identities.link(number)
+                try upsertLink.execute([
+                    .text(link.anonymousId), .text(link.userId), .integer(link.time), .text(link.messageId),
+                ])
+            }
+        } catch {
+            rollbackOpenTransaction()
+            throw error
+        }
+        identities.clearPending()
+    }
+
+    /// Writes the users and links gathered in the open transaction, then commits it.
+    private func commitOpenTransaction() throws {
+        guard inTransaction else { return }
+        try writePendingIdentities()
+        do {
+            try database.execute("COMMIT TRANSACTION")
+        } catch {
+            rollbackOpenTransaction()
+            throw error
+        }
+        inTransaction = false
+        pendingInTransaction = 0
+        committed?.yield()
+    }
+
+    /// Rolls back the open transaction: nothing pending was stored, and the identity bounds cannot
+    /// tell pending from known, so every time is forgotten (the numbers stay valid).
+    private func rollbackOpenTransaction() {
+        if inTransaction || database.isInTransaction {
+            do {
+                try database.execute("ROLLBACK TRANSACTION")
+            } catch {
+                logger.warning("rollback failed", metadata: ["store": "\(path)", "error": "\(error)"])
+            }
+        }
+        inTransaction = false
+        pendingInTransaction = 0
+        identities.forgetTimes()
+    }
+}
+
+/// Copies an ingest's committed WAL frames into the database file on a thread and connection of
+/// its own.
+///
+/// SQLite checkpoints automatically in the connection that commits, right after the commit: at 2M
+/// events that was 1.3 s of CPU, plus waiting for the database file's fsyncs, on the thread that
+/// stores events — the ingest's bottleneck — while the other core had time to spare. So while a
+/// writer is open, its connection does not checkpoint; after each commit this actor runs a passive
+/// checkpoint, which never blocks the writer or any reader.
+///
+/// The WAL starts over from its beginning only when everything in it was copied before the next
+/// write transaction starts, which a checkpoint running beside that transaction never achieves. So
+/// once the WAL has grown past the writer's limit, the writer awaits a checkpoint before it begins
+/// its next transaction, and the WAL stays bounded. The writer knows the WAL's size at each commit
+/// (SQLite's WAL hook reports it), so whether it waits depends on what it wrote, never on timing.
+actor SQLiteCheckpointer {
+    private let executor = ThreadExecutor()
+    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+    private let database: Database
+    private let logger: Logger
+
+    init(path: String, logger: Logger) throws {
+        database = try Database(path: path, mode: .readWrite)
+        self.logger = logger
+    }
+
+    /// Copies what it can of the WAL: a checkpoint that cannot copy everything (a reader still needs
+    /// old frames) copies the rest next time. A failure is logged: the writer is not affected.
+    func checkpoint() {
+        do {
+            try database.checkpointPassively()
+        } catch {
+            logger.warning("checkpoint failed; the next one retries", metadata: ["error": "\(error)"])
+        }
+    }
+}
