@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -12,23 +13,27 @@ import NIOPosix
 /// its request, on a connection that was still open: that is what a destination "has" and what a
 /// sync's snapshot may claim. A request the client gave up on (its timeout closed the connection
 /// during a stall or a slow answer) is never acknowledged afterwards.
-public final class LoopbackReceiver: @unchecked Sendable {
+public final class LoopbackReceiver: Sendable {
     public let recording: Recording
     let plan: Plan
 
-    private let lock = NSLock()
-    private var recorded: [Request] = []
-    /// Indices of the acknowledged requests, in the order they were acknowledged.
-    private var acknowledgedOrder: [Int] = []
-    private var attempts: [String: Int] = [:]
-    private var requestTotal = 0
-    private var acknowledgedTotal = 0
-    private var inFlight = 0
-    private var peak = 0
-    private var children: [Channel] = []
-    /// Requests held unanswered (`.stall`, `.headThenStall`), by index: how to release each.
-    private var held: [Int: @Sendable (Reply) -> Void] = [:]
-    private var server: Channel?
+    /// What the event loops record, behind one lock.
+    private struct State {
+        var recorded: [Request] = []
+        /// Indices of the acknowledged requests, in the order they were acknowledged.
+        var acknowledgedOrder: [Int] = []
+        var attempts: [String: Int] = [:]
+        var requestTotal = 0
+        var acknowledgedTotal = 0
+        var inFlight = 0
+        var peak = 0
+        var children: [Channel] = []
+        /// Requests held unanswered (`.stall`, `.headThenStall`), by index: how to release each.
+        var held: [Int: @Sendable (Reply) -> Void] = [:]
+        var server: Channel?
+    }
+
+    private let state = NIOLockedValueBox(State())
 
     public init(plan: Plan = .alwaysOK, recording: Recording = .everything) {
         self.plan = plan
@@ -40,21 +45,23 @@ public final class LoopbackReceiver: @unchecked Sendable {
         self.init(plan: .scripted(replies, then: fallback))
     }
 
-    public var port: Int { server?.localAddress?.port ?? 0 }
+    public var port: Int { state.withLockedValue { $0.server }?.localAddress?.port ?? 0 }
     public func url(_ path: String) -> URL { URL(string: "http://127.0.0.1:\(port)\(path)")! }
 
     /// Every request so far, in arrival order (empty when recording counts only).
-    public var requests: [Request] { lock.withLock { recorded } }
+    public var requests: [Request] { state.withLockedValue { $0.recorded } }
     /// The acknowledged requests, in the order they were acknowledged (empty when recording counts only).
-    public var acknowledgedRequests: [Request] { lock.withLock { acknowledgedOrder.map { recorded[$0] } } }
+    public var acknowledgedRequests: [Request] {
+        state.withLockedValue { state in state.acknowledgedOrder.map { state.recorded[$0] } }
+    }
     /// The messages of every acknowledged request, in the order they were acknowledged.
     public var acknowledgedMessages: [Message] { acknowledgedRequests.flatMap(\.messages) }
-    public var requestCount: Int { lock.withLock { requestTotal } }
-    public var acknowledgedMessageCount: Int { lock.withLock { acknowledgedTotal } }
+    public var requestCount: Int { state.withLockedValue { $0.requestTotal } }
+    public var acknowledgedMessageCount: Int { state.withLockedValue { $0.acknowledgedTotal } }
     /// The most requests that were being answered at once.
-    public var maxInFlight: Int { lock.withLock { peak } }
+    public var maxInFlight: Int { state.withLockedValue { $0.peak } }
     /// Requests held unanswered now.
-    public var stalledCount: Int { lock.withLock { held.count } }
+    public var stalledCount: Int { state.withLockedValue { $0.held.count } }
 
     public func start() async throws {
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -66,12 +73,13 @@ public final class LoopbackReceiver: @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(Handler(receiver: self))
                 }
             }
-        server = try await bootstrap.bind(host: "127.0.0.1", port: 0).get()
+        let server = try await bootstrap.bind(host: "127.0.0.1", port: 0).get()
+        state.withLockedValue { $0.server = server }
     }
 
     /// Closes every connection (held requests go unanswered) and the listening socket.
     public func stop() async {
-        let open = lock.withLock { children }
+        let (open, server) = state.withLockedValue { ($0.children, $0.server) }
         for child in open { try? await child.close() }
         try? await server?.close()
     }
@@ -104,9 +112,9 @@ public final class LoopbackReceiver: @unchecked Sendable {
     /// returns how many there were. Requests whose client has gone are not answered.
     @discardableResult
     public func releaseStalled(with reply: Reply = .ok) -> Int {
-        let releases = lock.withLock {
-            let all = held.values
-            held = [:]
+        let releases = state.withLockedValue { state in
+            let all = state.held.values
+            state.held = [:]
             return Array(all)
         }
         for release in releases { release(reply) }
@@ -115,10 +123,10 @@ public final class LoopbackReceiver: @unchecked Sendable {
 
     // MARK: The handler's bookkeeping
 
-    fileprivate func opened(_ channel: Channel) { lock.withLock { children.append(channel) } }
+    fileprivate func opened(_ channel: Channel) { state.withLockedValue { $0.children.append(channel) } }
 
     fileprivate func closed(_ channel: Channel) {
-        lock.withLock { children.removeAll { $0 === channel } }
+        state.withLockedValue { $0.children.removeAll { $0 === channel } }
     }
 
     fileprivate func arrived(_ head: HTTPRequestHead, body: [UInt8]) -> Request {
@@ -128,16 +136,16 @@ public final class LoopbackReceiver: @unchecked Sendable {
         var request = Request(
             index: 0, method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) },
             body: everything ? body : [], messages: messages, messageCount: count, attempt: 0, status: nil)
-        return lock.withLock {
-            request.index = requestTotal
-            requestTotal += 1
-            inFlight += 1
-            peak = max(peak, inFlight)
+        return state.withLockedValue { state in
+            request.index = state.requestTotal
+            state.requestTotal += 1
+            state.inFlight += 1
+            state.peak = max(state.peak, state.inFlight)
             if everything {
                 let key = request.contentKey
-                request.attempt = attempts[key, default: 0]
-                attempts[key] = request.attempt + 1
-                recorded.append(request)
+                request.attempt = state.attempts[key, default: 0]
+                state.attempts[key] = request.attempt + 1
+                state.recorded.append(request)
             }
             return request
         }
@@ -145,24 +153,25 @@ public final class LoopbackReceiver: @unchecked Sendable {
 
     /// A status line for `request` is about to be written on an open connection.
     fileprivate func answered(_ request: Request, status: Int) {
-        lock.withLock {
-            if recording == .everything { recorded[request.index].status = status }
+        let everything = recording == .everything
+        state.withLockedValue { state in
+            if everything { state.recorded[request.index].status = status }
             if (200..<300).contains(status) {
-                if recording == .everything { acknowledgedOrder.append(request.index) }
-                acknowledgedTotal += request.messageCount
+                if everything { state.acknowledgedOrder.append(request.index) }
+                state.acknowledgedTotal += request.messageCount
             }
         }
     }
 
     fileprivate func hold(_ request: Request, release: @escaping @Sendable (Reply) -> Void) {
-        lock.withLock { held[request.index] = release }
+        state.withLockedValue { $0.held[request.index] = release }
     }
 
     /// The request is no longer being answered (answered in full, dropped, or its connection closed).
     fileprivate func finished(_ request: Request) {
-        lock.withLock {
-            held[request.index] = nil
-            inFlight -= 1
+        state.withLockedValue { state in
+            state.held[request.index] = nil
+            state.inFlight -= 1
         }
     }
 

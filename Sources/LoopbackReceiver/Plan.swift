@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import Foundation
 
 extension LoopbackReceiver {
@@ -42,14 +43,13 @@ extension LoopbackReceiver {
     }
 
     /// A scripted list of replies that concurrent requests take from in turn.
-    private final class ScriptQueue: @unchecked Sendable {
-        private let lock = NSLock()
-        private var replies: [Reply]
+    private final class ScriptQueue: Sendable {
+        private let replies: NIOLockedValueBox<[Reply]>
 
-        init(_ replies: [Reply]) { self.replies = replies }
+        init(_ replies: [Reply]) { self.replies = NIOLockedValueBox(replies) }
 
         func next() -> Reply? {
-            lock.withLock { replies.isEmpty ? nil : replies.removeFirst() }
+            replies.withLockedValue { $0.isEmpty ? nil : $0.removeFirst() }
         }
     }
 }

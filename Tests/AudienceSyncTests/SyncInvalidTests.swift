@@ -70,6 +70,6 @@ import Testing
 
     @Test(arguments: [(32 * 1024, false), (32 * 1024 + 1, true)])
     func theLimitIs32KiBOfJSONText(size: Int, invalid: Bool) {
-        #expect((SyncMessage.invalidReason(String(repeating: "a", count: size)) != nil) == invalid)
+        #expect((SyncMessage.invalidReason(size: String(repeating: "a", count: size).utf8.count) != nil) == invalid)
     }
 }

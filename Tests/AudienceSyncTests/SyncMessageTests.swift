@@ -84,3 +84,32 @@ import Testing
         }
     }
 }
+
+extension SyncMessage.Template {
+    /// The message as a JSON tree, built field by field from SPEC §6.1: the oracle the text writer
+    /// is held to.
+    func body(userId: String, value: JSONValue, messageId: String) -> JSONValue {
+        if kind == .audience && sendAs == .track {
+            let entered = value == .bool(true)
+            return .object([
+                "type": .string("track"),
+                "userId": .string(userId),
+                "event": .string(entered ? "Audience Entered" : "Audience Exited"),
+                "properties": .object([
+                    JSONValue.Member("audience_key", .string(key)), JSONValue.Member(key, value),
+                ]),
+                "context": context,
+                "messageId": .string(messageId),
+                "timestamp": timestamp,
+            ])
+        }
+        return .object([
+            "type": .string("identify"),
+            "userId": .string(userId),
+            "traits": .object([JSONValue.Member(key, value)]),
+            "context": context,
+            "messageId": .string(messageId),
+            "timestamp": timestamp,
+        ])
+    }
+}

@@ -22,7 +22,11 @@ public final class FileDestination: Destination {
         guard !batch.isEmpty else { return [] }
         let folder = (path as NSString).deletingLastPathComponent
         if !folder.isEmpty {
-            try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            do {
+                try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            } catch {
+                throw AudienceSyncError(.delivery, "cannot create the output file's folder", file: folder, underlying: error)
+            }
         }
         let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw failure("cannot open") }

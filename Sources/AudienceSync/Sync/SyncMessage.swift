@@ -59,37 +59,10 @@ public enum SyncMessage {
     /// The length of `messageID(…, runId:)`: `as-`, the run id, `-` and 40 hex digits.
     public static func messageIDLength(runId: Int64) -> Int { 3 + String(runId).utf8.count + 1 + 40 }
 
-    /// Why `body` (a message's JSON text) can never be sent, or nil when it can.
-    public static func invalidReason(_ body: String) -> String? {
-        invalidReason(size: body.utf8.count)
-    }
-
     /// Why a message of `size` bytes of JSON text can never be sent, or nil when it can.
     public static func invalidReason(size: Int) -> String? {
         guard size > maximumBytes else { return nil }
         return "the message is \(size) bytes, over the limit of \(maximumBytes) bytes (32 KB) for one message"
-    }
-
-    /// The message for `value` of `definition` for `userId`: an `identify` with `{key: value}`
-    /// traits, or for an audience sent to a `send_as: track` destination an `Audience Entered` /
-    /// `Audience Exited` track.
-    public static func build(
-        definition: Definition, sendAs: DestinationConfiguration.SendAs, spaceID: String?, userId: String,
-        value: JSONValue, messageId: String, now: Int64
-    ) -> JSONValue {
-        build(
-            key: definition.key, kind: definition.kind, sendAs: sendAs, spaceID: spaceID, userId: userId, value: value,
-            messageId: messageId, now: now)
-    }
-
-    /// The message for `value` of the definition with `key` and `kind`; `retire` uses it for keys
-    /// whose definition is gone.
-    public static func build(
-        key: String, kind: Definition.Kind, sendAs: DestinationConfiguration.SendAs, spaceID: String?, userId: String,
-        value: JSONValue, messageId: String, now: Int64
-    ) -> JSONValue {
-        Template(key: key, kind: kind, sendAs: sendAs, spaceID: spaceID, now: now)
-            .body(userId: userId, value: value, messageId: messageId)
     }
 
     /// What every message of one pair at one `now` shares (context, timestamp), worked out once,
@@ -197,32 +170,6 @@ public enum SyncMessage {
         private let contextAndMessageId: [UInt8]
         private let timestampAndEnd: [UInt8]
         private var fixedBytes: Int { 64 + trackProperties.count + contextAndMessageId.count + timestampAndEnd.count }
-
-        /// The message for `value` for `userId`.
-        public func body(userId: String, value: JSONValue, messageId: String) -> JSONValue {
-            if kind == .audience && sendAs == .track {
-                let entered = value == .bool(true)
-                return .object([
-                    "type": .string("track"),
-                    "userId": .string(userId),
-                    "event": .string(entered ? "Audience Entered" : "Audience Exited"),
-                    "properties": .object([
-                        JSONValue.Member("audience_key", .string(key)), JSONValue.Member(key, value),
-                    ]),
-                    "context": context,
-                    "messageId": .string(messageId),
-                    "timestamp": timestamp,
-                ])
-            }
-            return .object([
-                "type": .string("identify"),
-                "userId": .string(userId),
-                "traits": .object([JSONValue.Member(key, value)]),
-                "context": context,
-                "messageId": .string(messageId),
-                "timestamp": timestamp,
-            ])
-        }
     }
 }
 

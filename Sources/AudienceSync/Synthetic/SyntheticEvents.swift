@@ -136,27 +136,11 @@ struct JSONBytes {
         }
     }
 
-    /// The JSON escaping of `text`, without quotes: `"`, `\` and control characters escaped,
-    /// everything else as UTF-8.
+    /// The JSON escaping of `text`, without quotes (`JSONValue.writeString`'s).
     static func escaped(_ text: String) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(text.utf8.count)
-        for byte in text.utf8 {
-            switch byte {
-            case 0x22: out += [0x5C, 0x22]
-            case 0x5C: out += [0x5C, 0x5C]
-            case 0x0A: out += [0x5C, 0x6E]
-            case 0x0D: out += [0x5C, 0x72]
-            case 0x09: out += [0x5C, 0x74]
-            case 0x08: out += [0x5C, 0x62]
-            case 0x0C: out += [0x5C, 0x66]
-            case 0x00..<0x20:
-                let hexDigits = Array("0123456789abcdef".utf8)
-                out += [0x5C, 0x75, 0x30, 0x30, hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xF)]]
-            default: out.append(byte)
-            }
-        }
-        return out
+        var quoted: [UInt8] = []
+        JSONValue.writeString(text, into: &quoted)
+        return Array(quoted.dropFirst().dropLast())
     }
 }
 

@@ -38,6 +38,7 @@ struct SQLitePairDiff {
             try database.execute("RELEASE pair_diff")
             return counts
         } catch {
+            // Only the temporary table was written; the diff's error is the one to report.
             try? database.execute("ROLLBACK TO pair_diff; RELEASE pair_diff")
             throw error
         }
