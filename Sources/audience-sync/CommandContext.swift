@@ -38,4 +38,44 @@ struct CommandContext {
             try await body(CommandContext(configuration: configuration, definitions: definitions, store: store, logger: logger))
         }
     }
+
+    /// `run` for the commands that send (`sync`, `retire`): the store opened for writing, under its
+    /// sync lock (exit 3 at once when another process holds it). The progress line is cleared and
+    /// the run's warnings printed once the lock is released.
+    static func runLocked<Report: SendingReport>(
+        _ global: GlobalOptions, _ body: (CommandContext, Syncer) async throws -> Report
+    ) async throws -> Report {
+        let report = try await run(global, access: .readWrite) { context in
+            try await context.store.withSyncLock { try await body(context, context.syncer(quiet: global.quiet)) }
+        }
+        Console.finishProgress(quiet: global.quiet, warnings: report.warnings)
+        return report
+    }
+}
+
+/// A report a command prints: one JSON document with `--format json`, else its text.
+protocol CommandReport: Encodable {
+    var text: String { get }
+}
+
+/// The report of a command that sends: its warnings go to standard error, and a failed or pending
+/// delivery is a partial failure (exit 1).
+protocol SendingReport: CommandReport {
+    var warnings: [String] { get }
+    var hasFailures: Bool { get }
+}
+
+extension SyncReport: SendingReport {}
+extension RetireReport: SendingReport {}
+extension SyncStatus: CommandReport {}
+extension ExplainReport: CommandReport {}
+
+extension Console {
+    /// Prints `report` in `format`.
+    static func print(_ report: some CommandReport, as format: OutputFormat) {
+        switch format {
+        case .json: output(ReportJSON.encode(report))
+        case .text: output(report.text)
+        }
+    }
 }

@@ -17,7 +17,7 @@ import Testing
     func parses(text: String, keys: [String], sqlitePath: String) async throws {
         let path = try PropertyPath.parse(text)
         #expect(path.keys == keys)
-        #expect(path.sqliteJSONPath == sqlitePath)
+        #expect(SQLiteDialect.jsonPathText(path) == sqlitePath)
         #expect(try PropertyPath.parse(path.description) == path)
     }
 
@@ -47,12 +47,12 @@ import Testing
     @Test func rendersAndDropsTheRoot() async throws {
         let path = try PropertyPath.parse("properties.\"Plan Name\".tier")
         #expect(path.root == "properties")
-        #expect(path.droppingRoot?.sqliteJSONPath == "$.\"Plan Name\".\"tier\"")
+        #expect(path.droppingRoot.map(SQLiteDialect.jsonPathText) == "$.\"Plan Name\".\"tier\"")
         #expect(path.description == "properties.\"Plan Name\".tier")
         #expect(try PropertyPath.parse("plan").droppingRoot == nil)
     }
 
     @Test func escapesKeysBuiltByHand() {
-        #expect(PropertyPath(["a\"b", "c\\d"]).sqliteJSONPath == "$.\"a\\\"b\".\"c\\\\d\"")
+        #expect(SQLiteDialect.jsonPathText(PropertyPath(["a\"b", "c\\d"])) == "$.\"a\\\"b\".\"c\\\\d\"")
     }
 }

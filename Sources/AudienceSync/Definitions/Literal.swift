@@ -31,19 +31,6 @@ public enum Literal: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// The JSON type name as SQLite's `json_type()` reports it
-    /// (`text`, `integer`, `real`, `true`, `false`, `null`, `array`).
-    public var sqliteJSONType: String {
-        switch self {
-        case .string: return "text"
-        case .integer: return "integer"
-        case .double: return "real"
-        case .bool(let value): return value ? "true" : "false"
-        case .null: return "null"
-        case .list: return "array"
-        }
-    }
-
     /// The value as JSON text (`"a\"b"`, `5`, `2.5`, `true`, `null`, `[1,"x"]`).
     public var json: String {
         switch self {

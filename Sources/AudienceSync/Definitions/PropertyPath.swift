@@ -4,6 +4,7 @@
 /// Keys are separated by dots; a key containing dots, spaces or other separators is written in
 /// double quotes. A key may not contain `"` or `\`: SQLite versions disagree on escapes inside
 /// JSON path labels, so such a key could not be addressed reliably and is refused when parsing.
+/// Each store's dialect spells a path for its engine (`SQLDialect.jsonPath`).
 public struct PropertyPath: Hashable, Sendable, CustomStringConvertible {
     /// The keys from the root, at least one, none empty.
     public var keys: [String]
@@ -68,23 +69,6 @@ public struct PropertyPath: Hashable, Sendable, CustomStringConvertible {
 
     /// The path without its first key (`total` for `properties.total`); nil for a one-key path.
     public var droppingRoot: PropertyPath? { keys.count > 1 ? PropertyPath(Array(keys.dropFirst())) : nil }
-
-    /// The path for SQLite's JSON functions, every key double-quoted: `$."properties"."Plan Name"`.
-    ///
-    /// Parsed paths never contain `"` or `\`; for keys built otherwise both are backslash-escaped,
-    /// which SQLite 3.45 and later understand.
-    public var sqliteJSONPath: String {
-        var text = "$"
-        for key in keys {
-            text += ".\""
-            for character in key {
-                if character == "\"" || character == "\\" { text += "\\" }
-                text.append(character)
-            }
-            text += "\""
-        }
-        return text
-    }
 
     /// The path as written by a user, quoting only keys that need it: `properties."Plan Name"`.
     public var description: String {

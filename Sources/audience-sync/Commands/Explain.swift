@@ -36,10 +36,7 @@ extension AudienceSyncCommand {
                 }
                 return report
             }
-            switch format {
-            case .json: Console.output(ReportJSON.encode(report))
-            case .text: Console.output(report.text)
-            }
+            Console.print(report, as: format)
         }
     }
 }

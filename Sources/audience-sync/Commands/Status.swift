@@ -21,10 +21,7 @@ extension AudienceSyncCommand {
                 try await SyncStatus.load(
                     engine: context.engine, state: context.store, configuration: context.configuration, now: now)
             }
-            switch format {
-            case .json: Console.output(ReportJSON.encode(status))
-            case .text: Console.output(status.text)
-            }
+            Console.print(status, as: format)
         }
     }
 }

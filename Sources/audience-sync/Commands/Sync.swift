@@ -28,16 +28,10 @@ extension AudienceSyncCommand {
 
         func run() async throws {
             let now = time.millis
-            let report = try await CommandContext.run(global, access: .readWrite) { context in
-                try await context.store.withSyncLock {
-                    try await context.syncer(quiet: global.quiet).sync(pairs.selection(force: force), now: now)
-                }
+            let report = try await CommandContext.runLocked(global) { _, syncer in
+                try await syncer.sync(pairs.selection(force: force), now: now)
             }
-            Console.finishProgress(quiet: global.quiet, warnings: report.warnings)
-            switch format {
-            case .json: Console.output(ReportJSON.encode(report))
-            case .text: Console.output(report.text)
-            }
+            Console.print(report, as: format)
             if report.hasFailures { throw ExitCode(1) }
         }
     }
