@@ -1,3 +1,4 @@
+import CSQLite
 import Logging
 
 extension SQLiteStore {
@@ -19,6 +20,15 @@ extension SQLiteStore {
                 metadata: ["error": "\(error)"])
             checkpointer = nil
         }
+        // The writer's connection and page cache are gone once `withWriter` returns: give the memory
+        // its thread freed back to the system (see `Database.deinit`).
+        defer { audience_sync_release_free_memory() }
+        return try await withWriter(options, checkpointer: checkpointer, body)
+    }
+
+    private func withWriter<T>(
+        _ options: EventWriterOptions, checkpointer: SQLiteCheckpointer?, _ body: (any EventWriter) async throws -> T
+    ) async throws -> T {
         let (commits, committed) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let writer = try await SQLiteEventWriter.open(
             path: path, options: options, cacheMebibytes: cacheMebibytes, checkpointer: checkpointer,
@@ -58,16 +68,17 @@ extension SQLiteStore {
 actor SQLiteEventWriter: EventWriter {
     private let executor: ThreadExecutor
     nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
-    private let database: Database
-    private let path: String
-    private let options: EventWriterOptions
-    private let logger: Logger
-
+    // The statements come before their connection: they are finalized first, so that the
+    // connection really closes (and frees its cache) when the writer goes.
     private let insertEvent: Statement
     private let insertChunk: Statement
     private let readInsertedIds: Statement
     private let upsertUser: Statement
     private let upsertLink: Statement
+    private let database: Database
+    private let path: String
+    private let options: EventWriterOptions
+    private let logger: Logger
     private var inTransaction = false
     private var pendingInTransaction = 0
     /// The earliest time of each numbered user and link: known to be stored, or to write at commit.
