@@ -25,10 +25,17 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        /// zlib, to read gzip input as it streams in (`LineReader`).
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(
             name: "AudienceSync",
             dependencies: [
                 "CSQLite",
+                "CZlib",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -71,6 +78,7 @@ let package = Package(
             name: "AudienceSyncTests",
             dependencies: [
                 "AudienceSync",
+                "CZlib",
                 "LoopbackReceiver",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -78,7 +86,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["AudienceSync", "LoopbackReceiver", "audience-sync", "audience-sync-bench"],
+            dependencies: ["AudienceSync", "CZlib", "LoopbackReceiver", "audience-sync", "audience-sync-bench"],
             swiftSettings: strict
         ),
     ]
