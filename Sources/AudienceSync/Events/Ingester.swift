@@ -241,6 +241,11 @@ public final class Ingester {
             try store(batch)
             summary.bytes = bytesBefore + batch.bytes
             if let failure = batch.failure {
+                // The input could not be read to its end (a truncated or corrupt gzip stream, a read
+                // error): the lines before are kept like any other valid line (SPEC §3.1), so they
+                // are committed before the error ends the ingest — except under --strict, where bad
+                // input means nothing is stored.
+                if !options.strict { try commit() }
                 if var error = failure as? AudienceSyncError, error.file == nil {
                     error.file = name
                     throw error
