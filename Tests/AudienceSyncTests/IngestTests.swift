@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Testing
 
@@ -159,7 +160,7 @@ import Testing
         let line = #"{"type":"track","userId":"u1","event":"E"}"#
         _ = try await harness.ingest(line + "\n")
         let canonical = #"{"event":"E","type":"track","userId":"u1"}"#
-        let expected = "derived-" + SHA256.hex(Array(canonical.utf8)).prefix(32)
+        let expected = Hex.string(prefix: "derived-", SHA256.hash(data: Array(canonical.utf8)), digits: 32)
         await #expect(try harness.messageIds() == [expected])
         #expect(expected == "derived-29ad1918d323f651a14ab2fedbe2a458")
     }

@@ -1,3 +1,4 @@
+import Crypto
 import Testing
 
 @testable import AudienceSync
@@ -145,7 +146,7 @@ import Testing
                 == #"{"Z":true,"a":-1.50e3,"z":{"a":[{"x":"q\"\n\u0001","y":null}],"b":3},"z2":"é","é":1,"｡":0,"😀":"s"}"#)
         #expect(
             MessageValidator.derivedMessageId(body: .rebuilt(value.canonicalBytes), in: UnsafeBufferPointer(start: nil, count: 0))
-                == "derived-" + String(SHA256.hex(value.canonicalBytes).prefix(32)))
+                == "derived-" + String(Hex.string(SHA256.hash(data: value.canonicalBytes)).prefix(32)))
     }
 
     @Test func writesStringsThatParseBack() async throws {
@@ -162,7 +163,7 @@ import Testing
         ),
     ])
     func sha256Vectors(input: String, digest: String) {
-        #expect(SHA256.hex(Array(input.utf8)) == digest)
+        #expect(Hex.string(SHA256.hash(data: Array(input.utf8))) == digest)
     }
 
     /// Inputs around the 64-byte block and 56-byte padding boundaries, hashed whole and fed in pieces
@@ -184,18 +185,37 @@ import Testing
     ])
     func sha256AtBlockBoundaries(length: Int, digest: String) {
         let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
-        #expect(SHA256.hex(bytes) == digest)
+        #expect(Hex.string(SHA256.hash(data: bytes)) == digest)
         for piece in [1, 7, 63, 64, 65] {
             var hasher = SHA256()
-            for start in stride(from: 0, to: length, by: piece) { hasher.update(bytes[start..<min(start + piece, length)]) }
+            for start in stride(from: 0, to: length, by: piece) {
+                hasher.update(data: bytes[start..<min(start + piece, length)])
+            }
             let hex = hasher.finalize().map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
             #expect(hex.joined() == digest, "in pieces of \(piece)")
         }
+        // A copy of a hasher part way through goes on from the same state, apart from the original
+        // (the messageIds of a sync copy the hashed text every change shares).
+        var original = SHA256()
+        original.update(data: bytes.prefix(length / 2))
+        var copy = original
+        original.update(data: [0xFF])
+        copy.update(data: bytes.dropFirst(length / 2))
+        #expect(Hex.string(copy.finalize()) == digest)
+        #expect(Hex.string(original.finalize()) != digest)
     }
 
     @Test func sha256OfAMillionAs() {
         #expect(
-            SHA256.hex([UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000))
+            Hex.string(SHA256.hash(data: [UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000)))
                 == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    @Test func hexSpellsBytesInLowercaseWithAPrefixAndACut() {
+        let bytes: [UInt8] = [0x00, 0x09, 0x0A, 0x7F, 0xA5, 0xFF]
+        #expect(Hex.string(bytes) == "00090a7fa5ff")
+        #expect(Hex.string(prefix: "as-7-", bytes, digits: 5) == "as-7-00090")
+        #expect(Hex.string(prefix: "é-", bytes, digits: 100) == "é-00090a7fa5ff")
+        #expect(Hex.string(prefix: "x", [UInt8](), digits: 0) == "x")
     }
 }

@@ -1,3 +1,4 @@
+import Crypto
 import Testing
 
 @testable import AudienceSync
@@ -61,7 +62,7 @@ import Testing
                 for value in ["true", "false", "null", "78.99", #""a \"quoted\" text""#, String(repeating: "9", count: 130)] {
                     let text = ["audience-sync/1", key, destination, userId, value, String(runId)]
                         .joined(separator: "\u{0}")
-                    let expected = "as-\(runId)-" + String(SHA256.hex(Array(text.utf8)).prefix(40))
+                    let expected = "as-\(runId)-" + String(Hex.string(SHA256.hash(data: Array(text.utf8))).prefix(40))
                     #expect(maker.id(userId: userId, value: value) == expected)
                     #expect(
                         SyncMessage.messageID(key: key, destination: destination, userId: userId, value: value, runId: runId)

@@ -30,10 +30,12 @@ struct Binary {
         var stderr: String
     }
 
-    /// Runs the executable with `arguments` in `directory`, with `stdin` as its standard input.
-    func run(_ arguments: [String], in directory: String? = nil, stdin: String? = nil, environment: [String: String] = [:])
-        throws -> Result
-    {
+    /// Runs the executable with `arguments` in `directory`, with `stdin` (or `stdinBytes`) as its
+    /// standard input.
+    func run(
+        _ arguments: [String], in directory: String? = nil, stdin: String? = nil, stdinBytes: [UInt8]? = nil,
+        environment: [String: String] = [:]
+    ) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
@@ -50,6 +52,7 @@ struct Binary {
         process.standardInput = input
         try process.run()
         if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        if let stdinBytes { input.fileHandleForWriting.write(Data(stdinBytes)) }
         try input.fileHandleForWriting.close()
         // Read both pipes to the end before waiting, so a chatty child never blocks on a full pipe.
         let group = DispatchGroup()

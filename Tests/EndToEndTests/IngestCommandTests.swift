@@ -86,6 +86,70 @@ import Testing
         #expect(badOption.status == 2)
     }
 
+    /// A gzip copy of the demo events, named as gzip or not, or piped to standard input, gives the
+    /// plain file's summary (its errors name the file read).
+    @Test func gzipInputGivesThePlainFilesSummary() async throws {
+        let scratch = try ScratchDirectory()
+        try scratch.copyDemo()
+        let text = try [UInt8](Data(contentsOf: URL(fileURLWithPath: scratch.file("events.ndjson"))))
+        let compressed = gzip(text)
+        for name in ["events-copy.ndjson", "events-2026-11-22.json.gz"] {
+            #expect(FileManager.default.createFile(atPath: scratch.file(name), contents: Data(compressed)))
+        }
+        /// The summary with each error's file left out, and the files the errors named.
+        func summary(_ result: Binary.Result) throws -> (String, Set<String>) {
+            #expect(result.status == 1, "the demo has rejected lines")
+            var report = try parseJSON(result.stdout)
+            let errors = report["errors"] as? [[String: Any]] ?? []
+            report["errors"] = errors.map { $0.filter { $0.key != "file" } }
+            let files = Set(errors.compactMap { $0["file"] as? String })
+            let json = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys])
+            return (String(decoding: json, as: UTF8.self), files)
+        }
+        let arguments = ["ingest", "--now", Self.now, "--format", "json"]
+        let plain = try summary(try binary.run(arguments + ["--db", "plain.db", "events.ndjson"], in: scratch.path))
+        #expect(plain.0.contains(#""accepted":62"#))
+        for name in ["events-copy.ndjson", "events-2026-11-22.json.gz"] {
+            let zipped = try summary(try binary.run(arguments + ["--db", "\(name).db", name], in: scratch.path))
+            #expect(zipped.0 == plain.0, "\(name)")
+            #expect(zipped.1 == [name])
+        }
+        let piped = try summary(
+            try binary.run(arguments + ["--db", "stdin.db", "-"], in: scratch.path, stdinBytes: compressed))
+        #expect(piped.0 == plain.0)
+        #expect(piped.1 == ["stdin"])
+    }
+
+    /// A truncated gzip file: the error names it and the line reached, the exit status is 1, and
+    /// the lines before the cut are stored (ingesting the whole file later finds them duplicates).
+    @Test func aTruncatedGzipFileIsAnErrorAndKeepsWhatWasRead() async throws {
+        let scratch = try ScratchDirectory()
+        try scratch.copyDemo()
+        let text = try [UInt8](Data(contentsOf: URL(fileURLWithPath: scratch.file("events.ndjson"))))
+        let compressed = gzip(text)
+        #expect(
+            FileManager.default.createFile(
+                atPath: scratch.file("events.json.gz"), contents: Data(compressed[0..<(compressed.count / 2)])))
+        let cut = try binary.run(["ingest", "events.json.gz", "--now", Self.now], in: scratch.path)
+        #expect(cut.status == 1)
+        let message = cut.stderr.split(separator: "\n").first { $0.hasPrefix("error: ") }.map(String.init) ?? ""
+        #expect(message.hasPrefix("error: events.json.gz: gzip stream truncated after line "), "\(cut.stderr)")
+        let reached = Int(message.split(separator: " ").last ?? "") ?? 0
+        #expect(reached > 10 && reached < 66)
+
+        // The lines before the cut, as text in a store of their own, store this many messages.
+        let lines = String(decoding: text, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        try scratch.write("before.ndjson", lines.prefix(reached).joined(separator: "\n") + "\n")
+        let before = try binary.run(
+            ["ingest", "--db", "before.db", "before.ndjson", "--now", Self.now, "--format", "json"], in: scratch.path)
+        let storedBefore = try #require(try parseJSON(before.stdout)["accepted"] as? Int)
+        #expect(storedBefore > 0)
+
+        let whole = try binary.run(["ingest", "events.ndjson", "--now", Self.now, "--format", "json"], in: scratch.path)
+        let report = try parseJSON(whole.stdout)
+        #expect(report["accepted"] as? Int == 62 - storedBefore, "the lines before the cut were stored")
+    }
+
     @Test func configFromTheEnvironment() async throws {
         let scratch = try ScratchDirectory()
         try scratch.copyDemo()

@@ -117,8 +117,9 @@ public final class Ingester {
             try await store(batch, into: writer)
             summary.bytes = bytesBefore + batch.bytes
             if var failure = batch.failure {
-                // What was read before the failure is kept, like any valid line.
-                if summary.stored { try await writer.commit() }
+                // What was read before the failure is kept, like any valid line; under --strict a
+                // broken input is bad input, and nothing is stored.
+                if summary.stored && !options.strict { try await writer.commit() }
                 if var error = failure as? AudienceSyncError, error.file == nil {
                     error.file = reader.name
                     failure = error

@@ -3,9 +3,15 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CZlib
 
 /// Reads a file descriptor line by line in large chunks; memory is bounded by the chunk size
 /// and the longest line, never by the size of the input.
+///
+/// An input whose first two bytes are gzip's magic (`1f 8b`) is inflated while it is read,
+/// whatever its name (SPEC §3.1); members written one after another (`cat a.gz b.gz`) are one
+/// stream, as gzip reads them. A truncated or corrupt stream is an `.input` error naming the last
+/// line returned; the lines before it have all been returned.
 struct LineReader {
     /// Lines longer than this are reported as too long and skipped, not buffered.
     static let maximumLineLength = 64 << 20
@@ -14,22 +20,34 @@ struct LineReader {
     private let lineLimit: Int
 
     private let descriptor: Int32
+    private let chunkSize: Int
     private var buffer: UnsafeMutableRawBufferPointer
     private var start = 0
     private var end = 0
     private var atEndOfInput = false
+    private var source = Source.undecided
     /// 1-based number of the line most recently returned.
     private(set) var lineNumber = 0
-    /// Bytes consumed so far.
+    /// Bytes read from the descriptor so far: for gzip input the compressed bytes, so that progress
+    /// is measured against the size of the file.
     private(set) var bytesRead = 0
 
     init(descriptor: Int32, chunkSize: Int = 4 << 20, maximumLineLength: Int = LineReader.maximumLineLength) {
         self.descriptor = descriptor
+        self.chunkSize = chunkSize
         lineLimit = maximumLineLength
         buffer = .allocate(byteCount: chunkSize, alignment: 16)
     }
 
     func deallocate() { buffer.deallocate() }
+
+    /// What the bytes of the descriptor are, known once its first two bytes have been read.
+    private enum Source {
+        case undecided
+        /// Text as it is; `head` holds the bytes read to decide, not handed out yet.
+        case plain(head: [UInt8])
+        case gzip(GzipInflater)
+    }
 
     enum Line {
         case text(UnsafeBufferPointer<UInt8>)
@@ -84,14 +102,63 @@ struct LineReader {
                 buffer = bigger
             }
             searchFrom = end
-            let count = read(descriptor, buffer.baseAddress! + end, buffer.count - end)
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw AudienceSyncError(.io, "read failed: \(String(cString: strerror(errno)))")
+            // Every complete line in the buffer has been returned: an error here is after `lineNumber`.
+            let count: Int
+            do {
+                count = try fill(buffer.baseAddress! + end, count: buffer.count - end)
+            } catch let failure as GzipInflater.Failure {
+                throw failure.error(afterLine: lineNumber)
             }
             if count == 0 { atEndOfInput = true }
             end += count
+        }
+    }
+
+    /// Reads the next bytes of the input, inflated if it is gzip, into `destination`; 0 at its end.
+    private mutating func fill(_ destination: UnsafeMutableRawPointer, count: Int) throws -> Int {
+        switch source {
+        case .undecided:
+            // A pipe may hand out one byte at a time: read until two are known or the input ends.
+            var head = [UInt8](repeating: 0, count: 2)
+            var known = 0
+            while known < 2 {
+                let got = try head.withUnsafeMutableBytes {
+                    try LineReader.readBytes(descriptor, into: $0.baseAddress! + known, count: 2 - known)
+                }
+                if got == 0 { break }
+                known += got
+            }
+            bytesRead += known
+            head.removeLast(2 - known)
+            if head == [0x1F, 0x8B] {
+                source = .gzip(try GzipInflater(firstBytes: head, capacity: chunkSize))
+            } else {
+                source = .plain(head: head)
+            }
+            return try fill(destination, count: count)
+        case .plain(var head) where !head.isEmpty:
+            let count = min(count, head.count)
+            destination.copyMemory(from: head, byteCount: count)
+            head.removeFirst(count)
+            source = .plain(head: head)
+            return count
+        case .plain:
+            let count = try LineReader.readBytes(descriptor, into: destination, count: count)
             bytesRead += count
+            return count
+        case .gzip(let inflater):
+            return try inflater.inflate(into: destination, count: count, from: descriptor, bytesRead: &bytesRead)
+        }
+    }
+
+    /// `read(2)` of at most `count` bytes, retried when interrupted; 0 at the end of input.
+    fileprivate static func readBytes(_ descriptor: Int32, into destination: UnsafeMutableRawPointer, count: Int)
+        throws -> Int
+    {
+        while true {
+            let count = read(descriptor, destination, count)
+            if count >= 0 { return count }
+            if errno != EINTR { throw AudienceSyncError(.io, "read failed: \(String(cString: strerror(errno)))") }
         }
     }
 
@@ -106,5 +173,98 @@ struct LineReader {
         }
         let raw = UnsafeRawBufferPointer(rebasing: buffer[from..<to])
         return raw.bindMemory(to: UInt8.self)
+    }
+}
+
+/// Inflates a gzip stream read from a descriptor, member after member, into the caller's buffer
+/// (zlib, so no whole-file buffering: memory is the input chunk and zlib's 32 KiB window).
+private final class GzipInflater {
+    enum Failure: Error {
+        /// The input ended inside a member.
+        case truncated
+        /// zlib refused the data (its message: a bad header, invalid codes, a CRC or length mismatch).
+        case corrupt(String)
+
+        func error(afterLine line: Int) -> AudienceSyncError {
+            let position = line == 0 ? "before its first line" : "after line \(line)"
+            switch self {
+            case .truncated: return AudienceSyncError(.input, "gzip stream truncated \(position)")
+            case .corrupt(let reason): return AudienceSyncError(.input, "gzip stream corrupt \(position): \(reason)")
+            }
+        }
+    }
+
+    /// zlib keeps pointers into its stream: it must not move, so it is allocated, not a property.
+    private let stream: UnsafeMutablePointer<z_stream>
+    /// Compressed bytes read and not yet inflated.
+    private let input: UnsafeMutableRawBufferPointer
+    private var inputEnded = false
+    /// A member has just ended: the input may end here, or the next member starts.
+    private var atMemberEnd = false
+    /// zlib found the data corrupt in a call that also inflated some bytes: those are handed out
+    /// first, so that every line before the damage is read, and this is thrown on the next call.
+    private var failure: Failure?
+
+    /// An inflater whose input starts with `firstBytes`, already read from the descriptor.
+    init(firstBytes: [UInt8], capacity: Int) throws {
+        let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+        stream.initialize(to: z_stream())
+        let status = audience_sync_inflate_init_gzip(stream)
+        guard status == Z_OK else {
+            stream.deallocate()
+            throw AudienceSyncError(.io, "zlib could not start inflating (error \(status))")
+        }
+        self.stream = stream
+        input = .allocate(byteCount: max(capacity, firstBytes.count), alignment: 16)
+        input.copyBytes(from: firstBytes)
+        stream.pointee.next_in = input.baseAddress!.assumingMemoryBound(to: Bytef.self)
+        stream.pointee.avail_in = UInt32(firstBytes.count)
+    }
+
+    deinit {
+        inflateEnd(stream)
+        stream.deallocate()
+        input.deallocate()
+    }
+
+    /// Inflates at most `count` bytes into `destination`, reading more input when zlib needs it;
+    /// 0 once the input has ended right after a member.
+    func inflate(into destination: UnsafeMutableRawPointer, count: Int, from descriptor: Int32, bytesRead: inout Int)
+        throws -> Int
+    {
+        if let failure { throw failure }
+        let room = min(count, Int(UInt32.max))
+        while true {
+            if stream.pointee.avail_in == 0 && !inputEnded {
+                let count = try LineReader.readBytes(descriptor, into: input.baseAddress!, count: input.count)
+                bytesRead += count
+                inputEnded = count == 0
+                stream.pointee.next_in = input.baseAddress!.assumingMemoryBound(to: Bytef.self)
+                stream.pointee.avail_in = UInt32(count)
+            }
+            if stream.pointee.avail_in == 0 && inputEnded {
+                if atMemberEnd { return 0 }
+                throw Failure.truncated
+            }
+            if atMemberEnd {
+                // More bytes after a member: gzip reads them as the next member.
+                inflateReset(stream)
+                atMemberEnd = false
+            }
+            stream.pointee.next_out = destination.assumingMemoryBound(to: Bytef.self)
+            stream.pointee.avail_out = UInt32(room)
+            let status = CZlib.inflate(stream, Z_NO_FLUSH)
+            let produced = room - Int(stream.pointee.avail_out)
+            switch status {
+            case Z_STREAM_END: atMemberEnd = true
+            // Z_BUF_ERROR: no progress without more input, read just above on the next turn.
+            case Z_OK, Z_BUF_ERROR: break
+            default:
+                let failure = Failure.corrupt(stream.pointee.msg.map { String(cString: $0) } ?? "zlib error \(status)")
+                guard produced > 0 else { throw failure }
+                self.failure = failure
+            }
+            if produced > 0 { return produced }
+        }
     }
 }

@@ -1,3 +1,5 @@
+import Crypto
+
 /// A message that passed validation, ready to be stored.
 public struct ValidMessage: Sendable {
     public var messageId: String
@@ -231,8 +233,7 @@ struct MessageValidator {
         case .line(let range): value = try? JSONValue.parse(UnsafeBufferPointer(rebasing: bytes[range]))
         case .rebuilt(let rebuilt): value = rebuilt.withUnsafeBufferPointer { try? JSONValue.parse($0) }
         }
-        let digest = SHA256.hex(value?.canonicalBytes ?? [])
-        return "derived-" + digest.prefix(32)
+        return Hex.string(prefix: "derived-", SHA256.hash(data: value?.canonicalBytes ?? []), digits: 32)
     }
 }
 

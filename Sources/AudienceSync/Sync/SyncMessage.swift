@@ -1,10 +1,11 @@
+import Crypto
+
 /// The messages a sync sends for one change (SPEC §6.1).
 public enum SyncMessage {
     /// A stable id for a definition's key: `aud_` or `trt_` and the first 24 hex digits of the
     /// SHA-256 of the key, so the same key always gets the same id.
     public static func computationID(key: String, kind: Definition.Kind) -> String {
-        let prefix = kind == .audience ? "aud_" : "trt_"
-        return prefix + String(SHA256.hex(Array(key.utf8)).prefix(24))
+        Hex.string(prefix: kind == .audience ? "aud_" : "trt_", SHA256.hash(data: Array(key.utf8)), digits: 24)
     }
 
     /// The messageId of a change: a function of the pair, the user, the value (JSON text) and the
@@ -18,36 +19,34 @@ public enum SyncMessage {
     }
 
     /// `messageID(key:destination:userId:value:runId:)` for the changes of one pair and run: the
-    /// text they share is hashed once, and nothing but the id itself is allocated per change.
+    /// text they share is hashed once, and each change continues from a copy of that state (a
+    /// `SHA256` is a value: updating a copy leaves the original as it was).
     public struct MessageIDs {
         private let head: SHA256
         private let runId: [UInt8]
-        private let prefix: [UInt8]
+        private let prefix: String
 
         public init(key: String, destination: String, runId: Int64) {
             var head = SHA256()
-            head.update(Array("audience-sync/1\u{0}\(key)\u{0}\(destination)\u{0}".utf8))
+            head.update(data: Array("audience-sync/1\u{0}\(key)\u{0}\(destination)\u{0}".utf8))
             self.head = head
             self.runId = Array(String(runId).utf8)
-            prefix = Array("as-\(runId)-".utf8)
+            prefix = "as-\(runId)-"
         }
 
         public func id(userId: String, value: String) -> String {
             var hasher = head
-            hasher.update(userId.utf8)
-            hasher.update(CollectionOfOne(0))
-            hasher.update(value.utf8)
-            hasher.update(CollectionOfOne(0))
-            hasher.update(runId)
-            let digest = hasher.finalize()
-            return String(unsafeUninitializedCapacity: prefix.count + 40) { text in
-                for (index, byte) in prefix.enumerated() { text[index] = byte }
-                for index in 0..<20 {
-                    text[prefix.count + 2 * index] = SHA256.hexDigit(digest[index] >> 4)
-                    text[prefix.count + 2 * index + 1] = SHA256.hexDigit(digest[index] & 0xF)
-                }
-                return prefix.count + 40
-            }
+            Self.update(&hasher, with: userId)
+            Self.update(&hasher, with: value)
+            hasher.update(data: runId)
+            return Hex.string(prefix: prefix, hasher.finalize(), digits: 40)
+        }
+
+        /// Hashes the UTF-8 of `text` and the NUL that ends the field, without copying the text.
+        private static func update(_ hasher: inout SHA256, with text: String) {
+            var text = text
+            text.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+            withUnsafeBytes(of: UInt8(0)) { hasher.update(bufferPointer: $0) }
         }
     }
 

@@ -12,10 +12,11 @@ extension AudienceSyncCommand {
                 with their file, line number and reason, and the rest of the input is still stored. \
                 A message whose messageId is already stored is counted as a duplicate, so ingesting \
                 the same file twice stores nothing new; a message without a messageId gets one derived \
-                from its content.
+                from its content. A gzip file (or standard input), known by its first bytes whatever \
+                its name, is decompressed as it is read.
 
-                Exit status: 0 all lines stored or duplicates, 1 some lines were rejected, \
-                2 usage or configuration error.
+                Exit status: 0 all lines stored or duplicates, 1 some lines were rejected or a gzip \
+                input was truncated or corrupt (the lines before are stored), 2 usage or configuration error.
                 """)
 
         @OptionGroup var global: GlobalOptions
