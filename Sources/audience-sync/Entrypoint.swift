@@ -11,7 +11,7 @@ struct AudienceSyncCommand: AsyncParsableCommand {
         version: AudienceSyncVersion.version,
         subcommands: [
             Ingest.self, Validate.self, Members.self, Explain.self, Diff.self, Sync.self, Status.self, Retire.self,
-            Generate.self,
+            Generate.self, Serve.self,
         ]
     )
 

@@ -45,6 +45,15 @@ extension QueryCompiler {
                 """, binds: binds)
     }
 
+    /// Messages stored per source and day of arrival (days since the epoch, UTC) from `firstDay` on.
+    static func arrivalsQuery(dialect: any SQLDialect, from firstDay: Int64) -> CompiledQuery {
+        CompiledQuery(
+            sql: """
+                SELECT source, day, count FROM event_counts WHERE day >= \(dialect.placeholder(1))
+                ORDER BY \(dialect.byteOrdered("source")), day
+                """, binds: [.integer(firstDay)])
+    }
+
     /// The number of stored messages, and of known users (whatever `now`).
     static func eventCountQuery() -> CompiledQuery { CompiledQuery(sql: "SELECT count(*) FROM events", binds: []) }
     static func userCountQuery() -> CompiledQuery { CompiledQuery(sql: "SELECT count(*) FROM users", binds: []) }
@@ -121,6 +130,17 @@ extension MembershipSource {
         return merged.isEmpty ? nil : .object(merged)
     }
 
+    /// Messages stored per source (`ingest` for files) and day of arrival, from `firstDay` on
+    /// (days since the epoch, UTC).
+    public func arrivals(from firstDay: Int64) async throws -> [Arrivals] {
+        try await rows(QueryCompiler.arrivalsQuery(dialect: dialect, from: firstDay)).compactMap { row in
+            guard row.count == 3, let source = row[0].string, let day = row[1].int64, let count = row[2].int64 else {
+                return nil
+            }
+            return Arrivals(source: source, day: day, count: Int(count))
+        }
+    }
+
     /// The number of stored messages.
     public func eventCount() async throws -> Int { try await count(QueryCompiler.eventCountQuery()) }
 
@@ -131,4 +151,12 @@ extension MembershipSource {
     func count(_ query: CompiledQuery) async throws -> Int {
         Int(try await rows(query).first?.first?.int64 ?? 0)
     }
+}
+
+/// How many messages a source sent that were stored on one day of arrival.
+public struct Arrivals: Sendable, Equatable {
+    public var source: String
+    /// Days since the epoch, UTC.
+    public var day: Int64
+    public var count: Int
 }

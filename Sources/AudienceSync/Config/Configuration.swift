@@ -20,9 +20,11 @@ public struct Configuration: Sendable {
     public var spaceID: String?
     /// The destinations, in the order written; names are unique.
     public var destinations: [DestinationConfiguration]
+    /// How `serve` collects events (`server:`); nil when the file has no such section.
+    public var server: ServerConfiguration?
 
     /// The fields `audience-sync.yml` accepts.
-    public static let fields = ["database", "definitions", "schedule", "space_id", "destinations"]
+    public static let fields = ["database", "definitions", "schedule", "space_id", "destinations", "server"]
     public static let defaultSchedule = Duration.hours(2)
 
     public init(
@@ -97,6 +99,9 @@ public struct Configuration: Sendable {
                     seen[destination.name.value] = destination.name.node
                     configuration.destinations.append(destination.configuration)
                 }
+            }
+            if let value = fields["server"], value.tagName != .null {
+                configuration.server = ServerConfiguration.parse(value, reader: reader, directory: directory)
             }
         }
         let errors = reader.errors.enumerated().sorted {

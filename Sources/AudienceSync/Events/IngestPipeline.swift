@@ -45,14 +45,17 @@ public struct StagedBatch: Sendable {
     var failure: (any Error & Sendable)?
     /// When the messages were received: stored with each (`received_at`).
     var receivedAt: Int64
+    /// The server's source that sent them (nil: `ingest`).
+    var source: String?
     /// The user ids and links first numbered in this batch, in number order.
     var newUsers: [String] = []
     var newLinks: [NewLink] = []
     /// The identity numbering started over before this batch: earlier numbers are void.
     var renumbered = false
 
-    init(receivedAt: Int64) {
+    init(receivedAt: Int64, source: String? = nil) {
         self.receivedAt = receivedAt
+        self.source = source
         arena.reserveCapacity(StagedBatch.capacity * 768)
         messages.reserveCapacity(StagedBatch.capacity)
     }
@@ -62,7 +65,21 @@ public struct StagedBatch: Sendable {
 
     var isFull: Bool { messages.count + rejected.count >= StagedBatch.capacity }
 
+    /// Appends `message`, numbering its user and links with `identities`.
     mutating func append(_ message: ValidMessage, from bytes: UnsafeBufferPointer<UInt8>, identities: inout IdentityNumbers) {
+        var staged = stage(message, from: bytes)
+        number(&staged, userId: message.userId, anonymousId: message.anonymousId, previousId: message.previousId,
+            with: &identities)
+        messages.append(staged)
+    }
+
+    /// Appends `message` without numbers: `numberIdentities` numbers the batch later.
+    mutating func append(_ message: ValidMessage, from bytes: UnsafeBufferPointer<UInt8>) {
+        messages.append(stage(message, from: bytes))
+    }
+
+    /// `message`'s texts copied into the arena.
+    private mutating func stage(_ message: ValidMessage, from bytes: UnsafeBufferPointer<UInt8>) -> Message {
         func store(_ text: String?, in arena: inout [UInt8]) -> Range<Int>? {
             guard let text else { return nil }
             let start = arena.count
@@ -79,20 +96,44 @@ public struct StagedBatch: Sendable {
         case .line(let range): arena.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[range]))
         case .rebuilt(let rebuilt): arena.append(contentsOf: rebuilt)
         }
-        var staged = Message(
+        return Message(
             type: message.type, time: message.time, messageId: messageId, userId: userId,
             anonymousId: anonymousId, eventName: eventName, previousId: previousId, body: start..<arena.count)
-        // Both ids on one message link them; an alias links its previousId too.
-        if let user = message.userId {
-            staged.user = identities.user(user, in: &self)
-            if let anonymousId = message.anonymousId, anonymousId != user {
-                staged.link = identities.link(anonymousId, user: staged.user, in: &self)
-            }
-            if let previousId = message.previousId, previousId != user {
-                staged.previousLink = identities.link(previousId, user: staged.user, in: &self)
-            }
+    }
+
+    /// Numbers `message`'s user and links: both ids on one message link them; an alias links its
+    /// previousId too.
+    private mutating func number(
+        _ message: inout Message, userId: String?, anonymousId: String?, previousId: String?,
+        with identities: inout IdentityNumbers
+    ) {
+        guard let userId else { return }
+        message.user = identities.user(userId, in: &self)
+        if let anonymousId, anonymousId != userId {
+            message.link = identities.link(anonymousId, user: message.user, in: &self)
         }
-        messages.append(staged)
+        if let previousId, previousId != userId {
+            message.previousLink = identities.link(previousId, user: message.user, in: &self)
+        }
+    }
+
+    /// Numbers the users and links of a batch staged without numbers (the server's requests, numbered
+    /// in the order they are committed), starting the numbering over first when it is full.
+    mutating func numberIdentities(with identities: inout IdentityNumbers) {
+        if identities.isFull {
+            identities.removeAll()
+            renumbered = true
+        }
+        for index in messages.indices {
+            var message = messages[index]
+            func text(_ range: Range<Int>?) -> String? {
+                range.map { String(decoding: arena[$0], as: UTF8.self) }
+            }
+            number(
+                &message, userId: text(message.userId), anonymousId: text(message.anonymousId),
+                previousId: text(message.previousId), with: &identities)
+            messages[index] = message
+        }
     }
 }
 

@@ -147,12 +147,19 @@ struct LineReader {
             bytesRead += count
             return count
         case .gzip(let inflater):
-            return try inflater.inflate(into: destination, count: count, from: descriptor, bytesRead: &bytesRead)
+            let descriptor = self.descriptor
+            var read = 0
+            defer { bytesRead += read }
+            return try inflater.inflate(into: destination, count: count) { buffer -> Int? in
+                let count = try LineReader.readBytes(descriptor, into: buffer.baseAddress!, count: buffer.count)
+                read += count
+                return count
+            }
         }
     }
 
     /// `read(2)` of at most `count` bytes, retried when interrupted; 0 at the end of input.
-    fileprivate static func readBytes(_ descriptor: Int32, into destination: UnsafeMutableRawPointer, count: Int)
+    static func readBytes(_ descriptor: Int32, into destination: UnsafeMutableRawPointer, count: Int)
         throws -> Int
     {
         while true {
@@ -173,98 +180,5 @@ struct LineReader {
         }
         let raw = UnsafeRawBufferPointer(rebasing: buffer[from..<to])
         return raw.bindMemory(to: UInt8.self)
-    }
-}
-
-/// Inflates a gzip stream read from a descriptor, member after member, into the caller's buffer
-/// (zlib, so no whole-file buffering: memory is the input chunk and zlib's 32 KiB window).
-private final class GzipInflater {
-    enum Failure: Error {
-        /// The input ended inside a member.
-        case truncated
-        /// zlib refused the data (its message: a bad header, invalid codes, a CRC or length mismatch).
-        case corrupt(String)
-
-        func error(afterLine line: Int) -> AudienceSyncError {
-            let position = line == 0 ? "before its first line" : "after line \(line)"
-            switch self {
-            case .truncated: return AudienceSyncError(.input, "gzip stream truncated \(position)")
-            case .corrupt(let reason): return AudienceSyncError(.input, "gzip stream corrupt \(position): \(reason)")
-            }
-        }
-    }
-
-    /// zlib keeps pointers into its stream: it must not move, so it is allocated, not a property.
-    private let stream: UnsafeMutablePointer<z_stream>
-    /// Compressed bytes read and not yet inflated.
-    private let input: UnsafeMutableRawBufferPointer
-    private var inputEnded = false
-    /// A member has just ended: the input may end here, or the next member starts.
-    private var atMemberEnd = false
-    /// zlib found the data corrupt in a call that also inflated some bytes: those are handed out
-    /// first, so that every line before the damage is read, and this is thrown on the next call.
-    private var failure: Failure?
-
-    /// An inflater whose input starts with `firstBytes`, already read from the descriptor.
-    init(firstBytes: [UInt8], capacity: Int) throws {
-        let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
-        stream.initialize(to: z_stream())
-        let status = audience_sync_inflate_init_gzip(stream)
-        guard status == Z_OK else {
-            stream.deallocate()
-            throw AudienceSyncError(.io, "zlib could not start inflating (error \(status))")
-        }
-        self.stream = stream
-        input = .allocate(byteCount: max(capacity, firstBytes.count), alignment: 16)
-        input.copyBytes(from: firstBytes)
-        stream.pointee.next_in = input.baseAddress!.assumingMemoryBound(to: Bytef.self)
-        stream.pointee.avail_in = UInt32(firstBytes.count)
-    }
-
-    deinit {
-        inflateEnd(stream)
-        stream.deallocate()
-        input.deallocate()
-    }
-
-    /// Inflates at most `count` bytes into `destination`, reading more input when zlib needs it;
-    /// 0 once the input has ended right after a member.
-    func inflate(into destination: UnsafeMutableRawPointer, count: Int, from descriptor: Int32, bytesRead: inout Int)
-        throws -> Int
-    {
-        if let failure { throw failure }
-        let room = min(count, Int(UInt32.max))
-        while true {
-            if stream.pointee.avail_in == 0 && !inputEnded {
-                let count = try LineReader.readBytes(descriptor, into: input.baseAddress!, count: input.count)
-                bytesRead += count
-                inputEnded = count == 0
-                stream.pointee.next_in = input.baseAddress!.assumingMemoryBound(to: Bytef.self)
-                stream.pointee.avail_in = UInt32(count)
-            }
-            if stream.pointee.avail_in == 0 && inputEnded {
-                if atMemberEnd { return 0 }
-                throw Failure.truncated
-            }
-            if atMemberEnd {
-                // More bytes after a member: gzip reads them as the next member.
-                inflateReset(stream)
-                atMemberEnd = false
-            }
-            stream.pointee.next_out = destination.assumingMemoryBound(to: Bytef.self)
-            stream.pointee.avail_out = UInt32(room)
-            let status = CZlib.inflate(stream, Z_NO_FLUSH)
-            let produced = room - Int(stream.pointee.avail_out)
-            switch status {
-            case Z_STREAM_END: atMemberEnd = true
-            // Z_BUF_ERROR: no progress without more input, read just above on the next turn.
-            case Z_OK, Z_BUF_ERROR: break
-            default:
-                let failure = Failure.corrupt(stream.pointee.msg.map { String(cString: $0) } ?? "zlib error \(status)")
-                guard produced > 0 else { throw failure }
-                self.failure = failure
-            }
-            if produced > 0 { return produced }
-        }
     }
 }

@@ -34,6 +34,17 @@ struct EnvelopeDefaults {
     var sentAtTime: Int64?
 }
 
+/// How the collection endpoint receives a message (SPEC §11.1): when, by which route, and how large
+/// one message may be. Ingest has none of these.
+struct Reception: Sendable {
+    /// Set as the message's `receivedAt`, replacing a client's.
+    var receivedAt: Int64
+    /// The type a message of a single-message route takes when it has none (and must have if it does).
+    var routeType: MessageType?
+    /// A message larger than this (its JSON text, in bytes) is refused on its own.
+    var maxMessageBytes: Int
+}
+
 /// Validates Segment messages held as byte ranges of a line (SPEC §3.1).
 ///
 /// Returns a reason string on failure, worded for the person who has to fix the input.
@@ -96,10 +107,18 @@ struct MessageValidator {
     }
 
     /// Validates the message object at `range` whose top-level members are `members`.
+    ///
+    /// With a `reception` (the collection endpoint, SPEC §11.1) the message may be no larger than
+    /// its limit, takes the route's type when it has none, and gets the server's `receivedAt`; its
+    /// event time then follows Segment's clock-skew correction.
     func validate(
         members: [JSONMember], range: Range<Int>, in bytes: UnsafeBufferPointer<UInt8>,
-        envelope: EnvelopeDefaults? = nil
+        envelope: EnvelopeDefaults? = nil, reception: Reception? = nil
     ) -> Result<ValidMessage, Rejection> {
+        if let reception, range.count > reception.maxMessageBytes {
+            return .failure(
+                Rejection("the message is \(range.count) bytes, over the limit of \(reception.maxMessageBytes) bytes"))
+        }
         var found = [JSONMember?](repeating: nil, count: Field.allCases.count)
         var seen: UInt32 = 0
         for member in members {
@@ -122,16 +141,26 @@ struct MessageValidator {
         }
 
         // type
-        guard found[Field.type.rawValue] != nil else {
-            return .failure(Rejection("missing 'type' (expected one of \(MessageType.list))"))
-        }
-        let typeName: String
-        switch string(.type) {
-        case .failure(let rejection): return .failure(rejection)
-        case .success(let value): typeName = value ?? ""
-        }
-        guard let type = MessageType(rawValue: typeName) else {
-            return .failure(Rejection("unknown type '\(typeName)' (expected one of \(MessageType.list))"))
+        let type: MessageType
+        if found[Field.type.rawValue] == nil, let routeType = reception?.routeType {
+            type = routeType
+        } else {
+            guard found[Field.type.rawValue] != nil else {
+                return .failure(Rejection("missing 'type' (expected one of \(MessageType.list))"))
+            }
+            let typeName: String
+            switch string(.type) {
+            case .failure(let rejection): return .failure(rejection)
+            case .success(let value): typeName = value ?? ""
+            }
+            guard let named = MessageType(rawValue: typeName) else {
+                return .failure(Rejection("unknown type '\(typeName)' (expected one of \(MessageType.list))"))
+            }
+            if let routeType = reception?.routeType, named != routeType {
+                return .failure(
+                    Rejection("'type' is '\(typeName)' but this route takes \(routeType.rawValue) messages"))
+            }
+            type = named
         }
 
         // identity
@@ -166,8 +195,11 @@ struct MessageValidator {
         }
 
         // Timestamps: every one present must be ISO-8601; event time takes the first present.
+        // The server replaces a client's receivedAt, so that one is not read.
         var time: Int64? = nil
+        var parsedTimes = [Int64?](repeating: nil, count: Field.allCases.count)
         for field in [Field.timestamp, .originalTimestamp, .receivedAt, .sentAt] {
+            if field == .receivedAt, reception != nil { continue }
             guard let member = found[field.rawValue] else { continue }
             guard member.kind == .string,
                 let parsed = Timestamp.parse(UnsafeBufferPointer(rebasing: bytes[(member.value.lowerBound + 1)..<(member.value.upperBound - 1)]))
@@ -178,7 +210,21 @@ struct MessageValidator {
                 return .failure(
                     Rejection("'\(field.name)' is not an ISO-8601 time with a zone, like 2026-11-22T12:00:00.000Z (got \(shown))"))
             }
+            parsedTimes[field.rawValue] = parsed
             if time == nil { time = parsed }
+        }
+        if let reception {
+            // Segment's clock-skew correction: without a timestamp, the time the device says it made
+            // the message is moved by how far its clock is off (its sentAt against the server's
+            // receivedAt). Otherwise the server's receivedAt comes before sentAt.
+            let sentAt = parsedTimes[Field.sentAt.rawValue] ?? envelope?.sentAtTime
+            if let timestamp = parsedTimes[Field.timestamp.rawValue] {
+                time = timestamp
+            } else if let original = parsedTimes[Field.originalTimestamp.rawValue] {
+                time = sentAt.map { reception.receivedAt - ($0 - original) } ?? original
+            } else {
+                time = reception.receivedAt
+            }
         }
         if time == nil, found[Field.sentAt.rawValue] == nil, let envelopeTime = envelope?.sentAtTime {
             time = envelopeTime
@@ -216,13 +262,53 @@ struct MessageValidator {
 
         var messageId = messageIdGiven ?? ""
         if messageIdGiven == nil {
+            // From the content as the client sent it: a retry of the same message gets the same id.
             messageId = MessageValidator.derivedMessageId(body: body, in: bytes)
+        }
+        var stored = body
+        if let reception {
+            stored = .rebuilt(
+                Self.received(body, in: bytes, at: reception.receivedAt, addingType: found[Field.type.rawValue] == nil ? type : nil))
         }
         return .success(
             ValidMessage(
                 messageId: messageId, messageIdIsDerived: messageIdGiven == nil, type: type, userId: userId,
                 anonymousId: anonymousId, previousId: previousId, eventName: eventName, time: time ?? ingestTime,
-                body: body))
+                body: stored))
+    }
+
+    /// `body` as the server stores it: the client's `receivedAt` (if any) replaced by the server's,
+    /// and the route's `type` added when the message had none.
+    static func received(_ body: ValidMessage.Body, in bytes: UnsafeBufferPointer<UInt8>, at time: Int64, addingType type: MessageType?)
+        -> [UInt8]
+    {
+        func rebuild(_ message: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+            // The message was validated: its members scan (from its opening brace).
+            let start = message.firstIndex(of: UInt8(ascii: "{")) ?? 0
+            let members = (try? JSONScanner.members(of: start..<message.count, in: message)) ?? []
+            var out: [UInt8] = [UInt8(ascii: "{")]
+            out.reserveCapacity(message.count + 64)
+            var first = true
+            for member in members where MessageValidator.field(of: member, in: message) != .receivedAt {
+                if !first { out.append(UInt8(ascii: ",")) }
+                first = false
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: message[member.whole]))
+            }
+            if !first { out.append(UInt8(ascii: ",")) }
+            if let type {
+                out.append(contentsOf: #""type":"#.utf8)
+                JSONValue.writeString(type.rawValue, into: &out)
+                out.append(UInt8(ascii: ","))
+            }
+            out.append(contentsOf: #""receivedAt":""#.utf8)
+            Timestamp.format(time, into: &out)
+            out.append(contentsOf: #""}"#.utf8)
+            return out
+        }
+        switch body {
+        case .line(let range): return rebuild(UnsafeBufferPointer(rebasing: bytes[range]))
+        case .rebuilt(let rebuilt): return rebuilt.withUnsafeBufferPointer(rebuild)
+        }
     }
 
     /// `derived-` and 32 hex digits of the SHA-256 of the message's canonical JSON (keys sorted,

@@ -13,12 +13,29 @@ public struct SyncStatus: Sendable, Encodable {
         public var lastOutcome: String?
     }
 
+    /// The events one source sent on each of the last `SyncStatus.days` days (oldest first).
+    public struct Source: Sendable, Encodable {
+        public struct Day: Sendable, Encodable {
+            /// `2026-11-22` (UTC).
+            public var day: String
+            public var events: Int
+        }
+        public var source: String
+        public var events: Int
+        public var days: [Day]
+    }
+
+    /// How many days of arrivals `status` shows, today included.
+    public static let days = 7
+
     public var now: Int64
     public var pairs: [Pair] = []
     public var orphaned: [SyncReport.Orphan] = []
     public var anonymousEvents: Int = 0
+    /// Events stored per source (`ingest` for files, else the server's source) over the last days.
+    public var sources: [Source] = []
 
-    enum CodingKeys: String, CodingKey { case pairs, orphaned, anonymousEvents = "anonymous_events" }
+    enum CodingKeys: String, CodingKey { case pairs, orphaned, anonymousEvents = "anonymous_events", sources }
 
     public var text: String {
         var lines: [String] = []
@@ -36,6 +53,15 @@ public struct SyncStatus: Sendable, Encodable {
                     + "from \(orphan.destination) and drop it")
         }
         lines.append("\(anonymousEvents) events of anonymous visitors count for no one")
+        if sources.isEmpty {
+            lines.append("no events received in the last \(Self.days) days")
+        } else {
+            lines.append("events received in the last \(Self.days) days (UTC days, oldest first):")
+            for source in sources {
+                let days = source.days.map { "\($0.day.dropFirst(5)) \($0.events)" }.joined(separator: ", ")
+                lines.append("  \(source.source): \(source.events) (\(days))")
+            }
+        }
         return lines.joined(separator: "\n")
     }
 }

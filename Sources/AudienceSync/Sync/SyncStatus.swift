@@ -19,7 +19,25 @@ extension SyncStatus {
         }
         status.orphaned = try await orphans(state: state, definitions: engine.definitions)
         status.anonymousEvents = try await engine.source.unlinkedAnonymousEventCount(now: now)
+        status.sources = try await sources(engine.source, now: now)
         return status
+    }
+
+    /// The events each source sent per day over the last `days` days up to `now`'s day.
+    static func sources(_ source: any MembershipSource, now: Int64) async throws -> [Source] {
+        let today = now / 86_400_000
+        let firstDay = today - Int64(days) + 1
+        var bySource: [String: [Int64: Int]] = [:]
+        for arrival in try await source.arrivals(from: firstDay) where arrival.day <= today {
+            bySource[arrival.source, default: [:]][arrival.day, default: 0] += arrival.count
+        }
+        return bySource.keys.sorted().map { name in
+            let counts = bySource[name] ?? [:]
+            let days = (firstDay...today).map { day in
+                Source.Day(day: String(Timestamp.format(day * 86_400_000).prefix(10)), events: counts[day] ?? 0)
+            }
+            return Source(source: name, events: days.reduce(0) { $0 + $1.events }, days: days)
+        }
     }
 
     /// Snapshots that belong to no configured pair (SPEC §6: a definition that disappeared or

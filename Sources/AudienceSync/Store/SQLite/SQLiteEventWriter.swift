@@ -75,6 +75,7 @@ actor SQLiteEventWriter: EventWriter {
     private let readInsertedIds: Statement
     private let upsertUser: Statement
     private let upsertLink: Statement
+    private let countEvents: Statement
     private let database: Database
     private let path: String
     private let options: EventWriterOptions
@@ -83,6 +84,8 @@ actor SQLiteEventWriter: EventWriter {
     private var pendingInTransaction = 0
     /// The earliest time of each numbered user and link: known to be stored, or to write at commit.
     private var identities = EarliestIdentities()
+    /// Messages stored in the open transaction per source and day of arrival, for `event_counts`.
+    private var arrivals: [DayOfSource: Int] = [:]
 
     /// Copies the WAL into the database file on another thread (nil: SQLite's own checkpoints).
     private let checkpointer: SQLiteCheckpointer?
@@ -134,21 +137,21 @@ actor SQLiteEventWriter: EventWriter {
         // NOT NULL checks keep their default ABORT, so SQLite must be able to undo a half-done
         // multi-row statement and copies every page the statement first touches into a statement
         // journal (a temporary file): 2.2 GB written for 200,000 events. `OR IGNORE` cannot abort.
-        // Every row's received_at is parameter ?1, bound once per batch; row r's other seven columns
-        // are parameters 7r + 2 … 7r + 8.
+        // Every row's received_at and source are parameters ?1 and ?2, bound once per batch; row r's
+        // other seven columns are parameters 7r + 3 … 7r + 9.
         func row(_ row: Int) -> String {
-            let first = 7 * row + 2
-            return "(?\(first), ?\(first + 1), ?\(first + 2), ?\(first + 3), ?\(first + 4), ?\(first + 5), ?1, ?\(first + 6))"
+            let first = 7 * row + 3
+            return "(?\(first), ?\(first + 1), ?\(first + 2), ?\(first + 3), ?\(first + 4), ?\(first + 5), ?1, ?\(first + 6), ?2)"
         }
+        let columns = "message_id, type, user_id, anonymous_id, event, ts, received_at, message, source"
         insertEvent = try database.prepare(
+            "INSERT OR IGNORE INTO events (\(columns)) VALUES \(row(0))", persistent: true)
+        let rows = (0..<Self.rowsPerInsert).map(row).joined(separator: ", ")
+        insertChunk = try database.prepare("INSERT OR IGNORE INTO events (\(columns)) VALUES \(rows)", persistent: true)
+        countEvents = try database.prepare(
             """
-            INSERT OR IGNORE INTO events (message_id, type, user_id, anonymous_id, event, ts, received_at, message)
-            VALUES \(row(0))
-            """, persistent: true)
-        insertChunk = try database.prepare(
-            """
-            INSERT OR IGNORE INTO events (message_id, type, user_id, anonymous_id, event, ts, received_at, message)
-            VALUES \((0..<Self.rowsPerInsert).map(row).joined(separator: ", "))
+            INSERT INTO event_counts (source, day, count) VALUES (?1, ?2, ?3)
+            ON CONFLICT (source, day) DO UPDATE SET count = count + excluded.count
             """, persistent: true)
         readInsertedIds = try database.prepare("SELECT message_id FROM events WHERE seq > ?", persistent: true)
         upsertUser = try database.prepare(
@@ -221,7 +224,11 @@ actor SQLiteEventWriter: EventWriter {
             let room = options.transactionSize.map { max(1, $0 - pendingInTransaction) } ?? Int.max
             let count = min(Self.rowsPerInsert, messages.count - index, room)
             if !inTransaction { try await begin() }
+            let acceptedBefore = counts.accepted
             try insert(messages[index..<(index + count)], of: batch, counts: &counts)
+            // Counted in the transaction that stores them.
+            arrivals[DayOfSource(source: batch.source ?? "ingest", day: batch.receivedAt / 86_400_000), default: 0] +=
+                counts.accepted - acceptedBefore
             index += count
             if let size = options.transactionSize, pendingInTransaction >= size {
                 try commitOpenTransaction()
@@ -251,14 +258,14 @@ actor SQLiteEventWriter: EventWriter {
             var inserted = 0
             if chunk.count == Self.rowsPerInsert {
                 statement.reset()
-                try statement.bindInt64(batch.receivedAt, at: 1)
+                try bindShared(batch, to: statement)
                 for (row, message) in chunk.enumerated() { try bind(message, row: row, to: statement, arena: arena) }
                 try statement.step()
                 inserted = database.changes
             } else {
                 for message in chunk {
                     statement.reset()
-                    try statement.bindInt64(batch.receivedAt, at: 1)
+                    try bindShared(batch, to: statement)
                     try bind(message, row: 0, to: statement, arena: arena)
                     try statement.step()
                     if database.changes == 1 {
@@ -295,12 +302,22 @@ actor SQLiteEventWriter: EventWriter {
         }
     }
 
-    /// Binds `message` as row `row` (0-based) of `statement`, without copying its bytes (received_at,
-    /// parameter 1, is bound once for all rows).
+    /// Binds what every row of the batch shares: received_at (?1) and source (?2).
+    private func bindShared(_ batch: StagedBatch, to statement: Statement) throws {
+        try statement.bindInt64(batch.receivedAt, at: 1)
+        if let source = batch.source {
+            try statement.bind(.text(source), at: 2)
+        } else {
+            try statement.bindNull(at: 2)
+        }
+    }
+
+    /// Binds `message` as row `row` (0-based) of `statement`, without copying its bytes (the shared
+    /// columns are bound once for all rows).
     private func bind(_ message: StagedBatch.Message, row: Int, to statement: Statement, arena: UnsafeRawBufferPointer)
         throws
     {
-        let base = row * 7
+        let base = row * 7 + 1
         func bind(_ range: Range<Int>?, at index: Int) throws {
             if let range {
                 try statement.bindTextNoCopy(UnsafeRawBufferPointer(rebasing: arena[range]), at: base + index)
@@ -342,6 +359,10 @@ actor SQLiteEventWriter: EventWriter {
                     .text(link.anonymousId), .text(link.userId), .integer(link.time), .text(link.messageId),
                 ])
             }
+            for (arrival, count) in arrivals {
+                try countEvents.execute([.text(arrival.source), .integer(arrival.day), .integer(Int64(count))])
+            }
+            arrivals = [:]
         } catch {
             rollbackOpenTransaction()
             throw error
@@ -376,8 +397,15 @@ actor SQLiteEventWriter: EventWriter {
         }
         inTransaction = false
         pendingInTransaction = 0
+        arrivals = [:]
         identities.forgetTimes()
     }
+}
+
+/// A source and a day (since the epoch, UTC) of arrival.
+private struct DayOfSource: Hashable {
+    var source: String
+    var day: Int64
 }
 
 /// Copies an ingest's committed WAL frames into the database file on a thread and connection of

@@ -11,6 +11,7 @@
 ///   at `now` is `first_seen <= now`.
 /// - the sync state: `snapshots`, `runs`, `outbox`, `outbox_messages`, `outbox_marks`, `pairs`
 ///   (migrations 2 to 4).
+/// - `event_counts`: messages stored per source and day of arrival (migration 5).
 enum SQLiteSchema {
     /// The schema, one migration per entry; never edit an entry that has shipped, add one.
     ///
@@ -161,5 +162,20 @@ enum SQLiteSchema {
             o.reason, o.created_at, o.updated_at
         FROM outbox o;
         """,
+        // Where messages come from (SPEC §11): `events.source` names the server's source that sent a
+    // message (NULL: `ingest`), and `event_counts` keeps the messages stored per source and per day
+    // of arrival (`received_at`, UTC), kept up by the writer at each commit, so that `status`
+    // reads a handful of rows instead of scanning the events. Existing events count for `ingest`.
+    """
+    ALTER TABLE events ADD COLUMN source TEXT;
+    CREATE TABLE event_counts (
+        source TEXT NOT NULL,
+        day INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (source, day)
+    ) WITHOUT ROWID;
+    INSERT INTO event_counts (source, day, count)
+    SELECT 'ingest', received_at / 86400000, count(*) FROM events GROUP BY received_at / 86400000;
+    """,
     ]
 }
