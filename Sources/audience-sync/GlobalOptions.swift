@@ -47,11 +47,17 @@ struct GlobalOptions: ParsableArguments {
 
     /// Where the store is: `--db`, else the configuration's `database:`.
     func storeLocation(_ configuration: Configuration?) throws -> StoreLocation {
-        if let databaseFile { return StoreLocation(databaseFile) }
+        if let databaseFile {
+            // A URL given on the command line takes the configuration's password and schema, if any.
+            let configuration = PostgresLocation.isURL(databaseFile) ? try? loadConfiguration(required: false) : nil
+            return try StoreLocation(
+                databaseFile, password: configuration?.databasePassword,
+                schema: configuration?.databaseSchema ?? PostgresLocation.defaultSchema)
+        }
         guard let configuration = try configuration ?? loadConfiguration(required: true) else {
             throw AudienceSyncError(.configuration, "no database: give --db or a configuration file")
         }
-        return StoreLocation(configuration.databasePath)
+        return try StoreLocation(configuration)
     }
 
     /// A logger writing to standard error at the chosen level (`--quiet` raises it to `error`).

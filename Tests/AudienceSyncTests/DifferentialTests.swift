@@ -5,7 +5,8 @@ import Testing
 @testable import AudienceSync
 
 /// The SQL engine against the oracle: random messages and definitions (`RandomCase`), ingested
-/// with the real `Ingester`, every definition compared at three `now`s.
+/// with the real `Ingester`, every definition compared at three `now`s, on every store (SQLite and
+/// PostgreSQL must both agree with the oracle, so they agree with each other).
 @Suite struct DifferentialTests {
     static let seeds: UInt64 = 300
     /// The seeds are split into this many parallel chunks.
@@ -13,11 +14,15 @@ import Testing
     /// At most this many mismatches are recorded per chunk: one is enough to start debugging.
     static let issuesPerChunk = 3
 
-    @Test(arguments: 0..<chunks)
-    func engineAgreesWithOracle(chunk: Int) async throws {
+    @Test(arguments: StoreKind.allCases, 0..<chunks)
+    func engineAgreesWithOracle(kind: StoreKind, chunk: Int) async throws {
         var issues = 0
         for seed in stride(from: UInt64(chunk), to: Self.seeds, by: Self.chunks) {
-            switch try await Self.compare(seed: seed) {
+            let compared = try await kind.withStore { (store: any Store, directory: TemporaryDirectory) async throws -> Outcome in
+                try await Self.compare(seed: seed, store: store, directory: directory)
+            }
+            guard let outcome = compared else { return }
+            switch outcome {
             case .agreed: continue
             case .disagreed(let report):
                 Issue.record(Comment(rawValue: report))
@@ -104,11 +109,20 @@ import Testing
 
     /// The store's own identity queries (links, universe, traits) agree with the oracle's: a check
     /// of SPEC §3.2 on both sides that runs before the engine exists.
-    @Test func storeIdentityAgreesWithOracle() async throws {
+    @Test(arguments: StoreKind.allCases)
+    func storeIdentityAgreesWithOracle(kind: StoreKind) async throws {
         for seed in stride(from: UInt64(0), to: Self.seeds, by: 3) {
+            let compared = try await kind.withStore { (store: any Store, directory: TemporaryDirectory) async throws -> Bool in
+                try await Self.compareIdentities(seed: seed, store: store, directory: directory)
+                return true
+            }
+            guard compared != nil else { return }
+        }
+    }
+
+    static func compareIdentities(seed: UInt64, store: any Store, directory: TemporaryDirectory) async throws {
             let random = try RandomCase(seed: seed)
-            let directory = try TemporaryDirectory()
-            let store = try await Self.ingest(random, into: directory)
+            try await Self.ingest(random, into: store, directory: directory)
             let oracle = ReferenceEvaluator(messages: random.messages, definitions: random.definitions)
             for now in random.nows {
                 let universe = oracle.universe(now: now)
@@ -127,7 +141,6 @@ import Testing
                     )
                 }
             }
-        }
     }
 
     /// Equal trait objects: the same keys; scalars equal by the oracle's strict equality (the store
@@ -148,10 +161,9 @@ import Testing
 
     // MARK: One seed
 
-    /// A fresh store in `directory` holding the case's messages, ingested by the real `Ingester`.
-    static func ingest(_ random: RandomCase, into directory: TemporaryDirectory) async throws -> SQLiteStore {
+    /// The case's messages ingested into a fresh `store` by the real `Ingester`.
+    static func ingest(_ random: RandomCase, into store: any Store, directory: TemporaryDirectory) async throws {
         let events = try directory.write("events.ndjson", random.ndjson)
-        let store = try await SQLiteStore(path: directory.file("audiences.db"))
         let ingester = try Ingester(
             sink: store, options: IngestOptions(now: RandomCase.baseNow),
             logger: Logger(label: "differential-tests", factory: { _ in SwiftLogNoOpLogHandler() }))
@@ -162,7 +174,6 @@ import Testing
                 "seed \(random.seed): ingest accepted \(summary.accepted) of \(random.messages.count) messages: \(summary.errors)"
             )
         }
-        return store
     }
 
     enum Outcome {
@@ -170,10 +181,9 @@ import Testing
         case disagreed(String)
     }
 
-    static func compare(seed: UInt64) async throws -> Outcome {
+    static func compare(seed: UInt64, store: any Store, directory: TemporaryDirectory) async throws -> Outcome {
         let random = try RandomCase(seed: seed)
-        let directory = try TemporaryDirectory()
-        let store = try await ingest(random, into: directory)
+        try await ingest(random, into: store, directory: directory)
 
         let oracle = ReferenceEvaluator(messages: random.messages, definitions: random.definitions)
         let engine = MembershipEngine(source: store, definitions: random.definitions)

@@ -10,8 +10,12 @@ public struct Configuration: Sendable {
     public var file: String
     /// The folder of `file`; relative paths in the file are resolved against it.
     public var directory: String
-    /// The SQLite store, resolved (`database:`, default `audiences.db`).
+    /// The store (`database:`, default `audiences.db`): an SQLite file, resolved, or a PostgreSQL URL as written.
     public var databasePath: String
+    /// The PostgreSQL store's password (`database_password:`, a secret); nil: `$PGPASSWORD`, if set.
+    public var databasePassword: Secret?
+    /// The schema of the PostgreSQL store (`database_schema:`, default `audience_sync`).
+    public var databaseSchema: String = PostgresLocation.defaultSchema
     /// The folder of definition files, resolved (`definitions:`, default `audiences`).
     public var definitionsPath: String
     /// The default minimum time between syncs of a pair (`schedule:`, default 2h).
@@ -24,7 +28,9 @@ public struct Configuration: Sendable {
     public var server: ServerConfiguration?
 
     /// The fields `audience-sync.yml` accepts.
-    public static let fields = ["database", "definitions", "schedule", "space_id", "destinations", "server"]
+    public static let fields = [
+        "database", "database_password", "database_schema", "definitions", "schedule", "space_id", "destinations", "server",
+    ]
     public static let defaultSchedule = Duration.hours(2)
 
     public init(
@@ -70,8 +76,40 @@ public struct Configuration: Sendable {
         if let node = reader.compose(text), node.tagName != .null,
             let fields = reader.fields(node, allowed: fields, what: "a mapping of settings (database, definitions, …)")
         {
-            if let value = fields["database"], let path = reader.string(value, what: "a file path") {
-                configuration.databasePath = resolve(path, relativeTo: directory)
+            if let value = fields["database"], let path = reader.string(value, what: "a file path or a postgres:// URL") {
+                configuration.databasePath = PostgresLocation.isURL(path) ? path : resolve(path, relativeTo: directory)
+            }
+            if let value = fields["database_password"],
+                let reference = reader.string(value, what: "a secret reference (env:NAME or file:PATH)")
+            {
+                configuration.databasePassword = Secret(reference: reference, relativeTo: directory)
+                if configuration.databasePassword == nil {
+                    // Never echo the text: it may be the password itself.
+                    reader.fail(
+                        "database_password must be env:NAME or file:PATH; a password written into the configuration is refused (value not shown)",
+                        at: value)
+                }
+            }
+            if let value = fields["database_schema"], let schema = reader.string(value, what: "a schema name") {
+                do {
+                    try PostgresLocation.validate(schema: schema)
+                    configuration.databaseSchema = schema
+                } catch let error as AudienceSyncError {
+                    reader.fail(error.message, at: value)
+                } catch {}
+            }
+            let isPostgres = PostgresLocation.isURL(configuration.databasePath)
+            if let value = fields["database"], isPostgres {
+                do {
+                    _ = try PostgresLocation(url: configuration.databasePath)
+                } catch let error as AudienceSyncError {
+                    reader.fail(error.message, at: value)
+                } catch {}
+            }
+            for name in ["database_password", "database_schema"] where !isPostgres {
+                if let value = fields[name] {
+                    reader.fail("\(name) applies only to a PostgreSQL database (database: postgres://…)", at: value)
+                }
             }
             if let value = fields["definitions"], let path = reader.string(value, what: "a folder path") {
                 configuration.definitionsPath = resolve(path, relativeTo: directory)

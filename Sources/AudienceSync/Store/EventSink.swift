@@ -47,3 +47,15 @@ public struct EventWriteCounts: Sendable, Equatable {
         self.anonymous = anonymous
     }
 }
+
+/// A source and a day (since the epoch, UTC) of arrival: what `event_counts` counts messages by.
+struct DayOfSource: Hashable {
+    var source: String
+    var day: Int64
+
+    /// The batch's source (`ingest` for files) and day of arrival.
+    init(_ batch: StagedBatch) {
+        source = batch.source ?? "ingest"
+        day = batch.receivedAt / 86_400_000
+    }
+}

@@ -1,19 +1,27 @@
 import Logging
 
-/// Where a configuration's `database:` puts the store: an SQLite file (SPEC §2), or — not in this
-/// version — a PostgreSQL database (SPEC §12).
+/// Where a configuration's `database:` puts the store: an SQLite file (SPEC §2), or a PostgreSQL
+/// database (SPEC §12).
 public enum StoreLocation: Sendable, Equatable {
     case sqlite(path: String)
-    case postgres(url: String)
+    case postgres(PostgresLocation)
 
-    /// `database:` as written (a path already resolved against the configuration's folder).
-    public init(_ text: String) {
-        let lowered = text.lowercased()
-        if lowered.hasPrefix("postgres://") || lowered.hasPrefix("postgresql://") {
-            self = .postgres(url: text)
+    /// `database:` as written (a path already resolved against the configuration's folder, or a
+    /// `postgres://` URL), with the PostgreSQL store's password and schema.
+    public init(
+        _ text: String, password: Secret? = nil, schema: String = PostgresLocation.defaultSchema
+    ) throws {
+        if PostgresLocation.isURL(text) {
+            self = .postgres(try PostgresLocation(url: text, password: password, schema: schema))
         } else {
             self = .sqlite(path: text)
         }
+    }
+
+    /// The store the configuration names.
+    public init(_ configuration: Configuration) throws {
+        try self.init(
+            configuration.databasePath, password: configuration.databasePassword, schema: configuration.databaseSchema)
     }
 
     /// Opens the store, runs `body` with it, and closes it however `body` ends.
@@ -21,9 +29,8 @@ public enum StoreLocation: Sendable, Equatable {
         switch self {
         case .sqlite(let path):
             return try await body(try await SQLiteStore(path: path, access: access, logger: logger))
-        case .postgres:
-            throw AudienceSyncError(
-                .configuration, "database: PostgreSQL stores are not supported by this version (SPEC §12); use an SQLite file")
+        case .postgres(let target):
+            return try await PostgresStore.withStore(target, access: access, logger: logger) { try await body($0) }
         }
     }
 

@@ -227,8 +227,7 @@ actor SQLiteEventWriter: EventWriter {
             let acceptedBefore = counts.accepted
             try insert(messages[index..<(index + count)], of: batch, counts: &counts)
             // Counted in the transaction that stores them.
-            arrivals[DayOfSource(source: batch.source ?? "ingest", day: batch.receivedAt / 86_400_000), default: 0] +=
-                counts.accepted - acceptedBefore
+            arrivals[DayOfSource(batch), default: 0] += counts.accepted - acceptedBefore
             index += count
             if let size = options.transactionSize, pendingInTransaction >= size {
                 try commitOpenTransaction()
@@ -400,12 +399,6 @@ actor SQLiteEventWriter: EventWriter {
         arrivals = [:]
         identities.forgetTimes()
     }
-}
-
-/// A source and a day (since the epoch, UTC) of arrival.
-private struct DayOfSource: Hashable {
-    var source: String
-    var day: Int64
 }
 
 /// Copies an ingest's committed WAL frames into the database file on a thread and connection of
