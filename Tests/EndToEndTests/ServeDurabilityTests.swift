@@ -188,7 +188,7 @@ import Testing
             // After each round, on the store as the crash left it.
             let stored = Set(try project.rows("SELECT message_id FROM events").compactMap { $0[0].string })
             let lost = acknowledged.subtracting(stored)
-            #expect(lost.isEmpty, "round \(round), seed \(seed): \(lost.count) acknowledged messages lost: \(lost.sorted().prefix(5))")
+            #expect(lost.count == 0, "round \(round), seed \(seed): acknowledged but lost, e.g. \(lost.sorted().prefix(5))")
             #expect(stored.isSubset(of: posted), "round \(round), seed \(seed)")
             #expect(try project.eventCount() == stored.count, "round \(round), seed \(seed): a message stored twice")
             // The per-source counts `status` reads were committed with the events.
@@ -199,6 +199,12 @@ import Testing
         #expect(acknowledged == posted, "seed \(seed)")
         #expect(try project.eventCount() == posted.count, "seed \(seed)")
         #expect(posted.count == rounds * requestsPerRound * messagesPerRequest)
+        // And as a user sees it: `status` counts every one of them under the source that sent it.
+        let status = try Binary("audience-sync").run(["status", "--format", "json"], in: project.scratch.path)
+        #expect(status.status == 0, "\(status.stderr)")
+        let sources = try parseJSON(status.stdout)["sources"] as? [[String: Any]] ?? []
+        #expect(sources.map { $0["source"] as? String } == ["web"], "\(status.stdout)")
+        #expect(sources.first?["events"] as? Int == posted.count, "seed \(seed): \(status.stdout)")
     }
 
     /// SPEC §11.3: 2 for a configuration problem, before listening; 1 when the address is in use.
