@@ -107,7 +107,14 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["AudienceSync", "CZlib", "LoopbackReceiver", "audience-sync", "audience-sync-bench"],
+            dependencies: [
+                "AudienceSync", "CZlib", "LoopbackReceiver", "audience-sync", "audience-sync-bench",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
     ]

@@ -88,7 +88,11 @@ actor Committer {
         while true {
             if queue.isEmpty {
                 if stopping.withLockedValue({ $0 }) { return }
-                _ = await signals.next()
+                if await signals.next() == nil {
+                    // The stream ends only when this task is cancelled (the HTTP server failed, as
+                    // when its address is in use): take nothing more, commit what is queued, return.
+                    stopping.withLockedValue { $0 = true }
+                }
                 continue
             }
             let group = queue
