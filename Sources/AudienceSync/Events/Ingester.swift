@@ -58,7 +58,7 @@ public final class Ingester {
         self.logger = logger
         self.progress = progress
         stager = LineStager(
-            validator: MessageValidator(ingestTime: options.now), strict: options.strict,
+            validator: MessageValidator(ingestTime: options.now, textLimits: sink.textLimits), strict: options.strict,
             identities: IdentityNumbers(limit: options.identityNumberLimit))
         if let path = options.rejectsPath {
             guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path)

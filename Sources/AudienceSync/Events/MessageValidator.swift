@@ -51,6 +51,8 @@ struct Reception: Sendable {
 struct MessageValidator {
     /// Event time for messages that carry no timestamp at all.
     var ingestTime: Int64
+    /// What text the store cannot hold (`EventSink.textLimits`).
+    var textLimits: StoredTextLimits = .none
 
     private enum Field: Int, CaseIterable {
         case type, userId, anonymousId, previousId, event, name, messageId
@@ -118,6 +120,9 @@ struct MessageValidator {
         if let reception, range.count > reception.maxMessageBytes {
             return .failure(
                 Rejection("the message is \(range.count) bytes, over the limit of \(reception.maxMessageBytes) bytes"))
+        }
+        if textLimits == .noNullOrLoneSurrogate, let reason = Self.unstorableEscape(in: bytes, range: range) {
+            return .failure(Rejection(reason))
         }
         var found = [JSONMember?](repeating: nil, count: Field.allCases.count)
         var seen: UInt32 = 0
@@ -327,4 +332,57 @@ struct MessageValidator {
 public struct Rejection: Error, Sendable, Equatable {
     public var reason: String
     public init(_ reason: String) { self.reason = reason }
+}
+
+extension MessageValidator {
+    /// Why PostgreSQL cannot store the JSON text at `range` (valid JSON): a `\u0000` in a string,
+    /// or a `\uD800`–`\uDFFF` escape that is not half of a surrogate pair; nil when it can.
+    /// Escapes appear only inside strings, so the bytes are read as a sequence of escapes.
+    static func unstorableEscape(in bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>) -> String? {
+        func hex(_ at: Int) -> Int? {
+            guard at + 4 <= range.upperBound else { return nil }
+            var value = 0
+            for index in at..<(at + 4) {
+                let byte = bytes[index]
+                let digit: Int
+                switch byte {
+                case 0x30...0x39: digit = Int(byte - 0x30)
+                case 0x41...0x46: digit = Int(byte - 0x41 + 10)
+                case 0x61...0x66: digit = Int(byte - 0x61 + 10)
+                default: return nil
+                }
+                value = value << 4 | digit
+            }
+            return value
+        }
+        var index = range.lowerBound
+        while index < range.upperBound {
+            guard bytes[index] == 0x5C, index + 1 < range.upperBound else {
+                index += 1
+                continue
+            }
+            guard bytes[index + 1] == 0x75, let unit = hex(index + 2) else {
+                index += 2
+                continue
+            }
+            if unit == 0 {
+                return "a string holds \\u0000, which a PostgreSQL store cannot hold (jsonb and text refuse it)"
+            }
+            if (0xD800...0xDBFF).contains(unit) {
+                // A high surrogate must be followed by an escaped low one.
+                if index + 7 < range.upperBound, bytes[index + 6] == 0x5C, bytes[index + 7] == 0x75,
+                    let low = hex(index + 8), (0xDC00...0xDFFF).contains(low)
+                {
+                    index += 12
+                    continue
+                }
+                return "a string holds an unpaired surrogate escape \\u\(String(unit, radix: 16, uppercase: true)), which a PostgreSQL store cannot hold"
+            }
+            if (0xDC00...0xDFFF).contains(unit) {
+                return "a string holds an unpaired surrogate escape \\u\(String(unit, radix: 16, uppercase: true)), which a PostgreSQL store cannot hold"
+            }
+            index += 6
+        }
+        return nil
+    }
 }

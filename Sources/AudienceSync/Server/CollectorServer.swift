@@ -92,7 +92,7 @@ public struct CollectorServer {
     func makeResponder(committer: Committer, metrics: CollectorMetrics) -> CollectorResponder {
         CollectorResponder(
             sources: sources, webhookSecret: webhookSecret, corsOrigins: server.corsOrigins,
-            maxRequestBytes: server.maxRequestBytes, stager: RequestStager(maxMessageBytes: server.maxMessageBytes),
+            maxRequestBytes: server.maxRequestBytes, stager: RequestStager(maxMessageBytes: server.maxMessageBytes, textLimits: store.textLimits),
             committer: committer, metrics: metrics, logger: logger, clock: clock)
     }
 }

@@ -71,6 +71,8 @@ struct UnusableBody: Error, Sendable {
 /// `receivedAt` and clock-skew correction, the size of one message.
 struct RequestStager: Sendable {
     var maxMessageBytes: Int
+    /// What text the store cannot hold (`EventSink.textLimits`).
+    var textLimits: StoredTextLimits = .none
 
     /// The `writeKey` in the body: the envelope's (batch routes) or the message's (single routes).
     static func writeKey(in body: [UInt8]) -> String? {
@@ -109,7 +111,7 @@ struct RequestStager: Sendable {
         }
         var request = StagedRequest(
             batch: StagedBatch(receivedAt: receivedAt, source: source), rejected: [], messageCount: 0)
-        let validator = MessageValidator(ingestTime: receivedAt)
+        let validator = MessageValidator(ingestTime: receivedAt, textLimits: textLimits)
         let document = Self.trimmed(bytes)
 
         func add(_ range: Range<Int>, index: Int, routeType: MessageType?, envelope: EnvelopeDefaults?) {

@@ -1,10 +1,23 @@
 /// Where validated messages are stored (SPEC §3): events deduplicated by messageId, the users and
 /// the identity links they carry, each with the earliest event time that established it.
 public protocol EventSink: Sendable {
+    /// What text the store cannot hold, checked by the validator so that such a message is
+    /// rejected with its reason before anything is written (PostgreSQL's `jsonb` and `text`
+    /// cannot hold the character U+0000, nor an unpaired surrogate escape).
+    var textLimits: StoredTextLimits { get }
+
     /// Opens a writer and hands it to `body`. What `body` has not committed when it ends — by
     /// returning or by throwing — is rolled back; the writer must not be used after `body`.
     func withEventWriter<T>(_ options: EventWriterOptions, _ body: (any EventWriter) async throws -> T)
         async throws -> T
+}
+
+/// Text a store cannot hold.
+public enum StoredTextLimits: Sendable {
+    /// Any JSON text (SQLite).
+    case none
+    /// No `\u0000` and no unpaired UTF-16 surrogate escape in a string (PostgreSQL).
+    case noNullOrLoneSurrogate
 }
 
 /// How a writer groups its work into transactions.

@@ -124,12 +124,53 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
     func clientConfiguration(environment: [String: String] = ProcessInfo.processInfo.environment) throws
         -> PostgresClient.Configuration
     {
-        let password: String?
-        if let secret = self.password {
-            password = try secret.resolve(environment: environment)
-        } else {
-            password = environment["PGPASSWORD"].flatMap { $0.isEmpty ? nil : $0 }
+        let tls = tlsConfiguration()
+        let mode: PostgresClient.Configuration.TLS
+        switch sslMode {
+        case .disable: mode = .disable
+        case .prefer: mode = .prefer(tls)
+        case .require, .verifyCA, .verifyFull: mode = .require(tls)
         }
+        var configuration = PostgresClient.Configuration(
+            host: host, port: port, username: user, password: try password(environment), database: database, tls: mode)
+        configuration.options.connectTimeout = Swift.Duration.seconds(connectTimeoutSeconds)
+        configuration.options.maximumConnections = poolSize
+        configuration.options.minimumConnections = 0
+        configuration.options.keepAliveBehavior = nil
+        configuration.options.additionalStartupParameters = startupParameters
+        return configuration
+    }
+
+    /// The same settings for one connection of its own (the store's first, whose failure is the
+    /// server's own error, reported at once, where the pool would keep trying).
+    func connectionConfiguration(environment: [String: String] = ProcessInfo.processInfo.environment) throws
+        -> PostgresConnection.Configuration
+    {
+        let mode: PostgresConnection.Configuration.TLS
+        switch sslMode {
+        case .disable: mode = .disable
+        case .prefer: mode = .prefer(try NIOSSLContext(configuration: tlsConfiguration()))
+        case .require, .verifyCA, .verifyFull: mode = .require(try NIOSSLContext(configuration: tlsConfiguration()))
+        }
+        var configuration = PostgresConnection.Configuration(
+            host: host, port: port, username: user, password: try password(environment), database: database, tls: mode)
+        configuration.options.connectTimeout = .seconds(Int64(connectTimeoutSeconds))
+        configuration.options.additionalStartupParameters = startupParameters
+        return configuration
+    }
+
+    /// Every statement finds the store's tables (and nothing else) by their plain names.
+    private var startupParameters: [(String, String)] {
+        [("search_path", schema), ("application_name", "audience-sync")]
+    }
+
+    /// The password: the secret's, else `$PGPASSWORD` (as libpq), else none.
+    private func password(_ environment: [String: String]) throws -> String? {
+        if let secret = password { return try secret.resolve(environment: environment) }
+        return environment["PGPASSWORD"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    private func tlsConfiguration() -> TLSConfiguration {
         var tls = TLSConfiguration.makeClientConfiguration()
         switch sslMode {
         case .disable, .prefer, .require:
@@ -141,20 +182,6 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
             tls.certificateVerification = .fullVerification
         }
         if let rootCertificate { tls.trustRoots = .file(rootCertificate) }
-        let mode: PostgresClient.Configuration.TLS
-        switch sslMode {
-        case .disable: mode = .disable
-        case .prefer: mode = .prefer(tls)
-        case .require, .verifyCA, .verifyFull: mode = .require(tls)
-        }
-        var configuration = PostgresClient.Configuration(
-            host: host, port: port, username: user, password: password, database: database, tls: mode)
-        configuration.options.connectTimeout = Swift.Duration.seconds(connectTimeoutSeconds)
-        configuration.options.maximumConnections = poolSize
-        configuration.options.minimumConnections = 0
-        configuration.options.keepAliveBehavior = nil
-        // Every statement finds the store's tables (and nothing else) by their plain names.
-        configuration.options.additionalStartupParameters = [("search_path", schema), ("application_name", "audience-sync")]
-        return configuration
+        return tls
     }
 }

@@ -14,6 +14,7 @@ public final class PostgresStore: Store {
     public let target: PostgresLocation
     public let access: StoreAccess
     public let dialect: any SQLDialect = PostgresDialect()
+    public var textLimits: StoredTextLimits { .noNullOrLoneSurrogate }
     let client: PostgresClient
     let logger: Logger
 
@@ -56,54 +57,78 @@ public final class PostgresStore: Store {
     /// checks that it is current (`.readOnly`). Two processes migrating at once take turns on a
     /// transaction-scoped advisory lock.
     private func open() async throws {
+        // The first connection is one of its own: a refused connection, a failed authentication or
+        // TLS is reported at once, in the server's words, where the pool would keep trying.
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(
+                on: PostgresClient.defaultEventLoopGroup.any(), configuration: try target.connectionConfiguration(),
+                id: 0, logger: logger)
+        } catch {
+            throw Self.storeError(error, target: target)
+        }
+        do {
+            try await migrate(connection)
+            try await connection.close()
+        } catch {
+            try? await connection.close()
+            throw Self.storeError(error, target: target)
+        }
+    }
+
+    private func migrate(_ connection: PostgresConnection) async throws {
         let schema = target.schema
-        try await withConnection { connection in
-            let version = try await Self.schemaVersion(connection, schema: schema, logger: logger)
-            let expected = PostgresSchema.migrations.count
-            if let version, version > expected {
+        let version = try await Self.schemaVersion(connection, schema: schema, logger: logger)
+        let expected = PostgresSchema.migrations.count
+        if let version, version > expected {
+            throw AudienceSyncError(
+                .store,
+                "\(location): the store has schema version \(version), newer than this program's \(expected); use a newer audience-sync"
+            )
+        }
+        guard access == .readWrite else {
+            guard version == expected else {
                 throw AudienceSyncError(
                     .store,
-                    "\(location): the store has schema version \(version), newer than this program's \(expected); use a newer audience-sync"
+                    "\(location): the store has schema version \(version ?? 0), this program expects \(expected); run 'audience-sync ingest' once to create or upgrade it"
                 )
             }
-            guard access == .readWrite else {
-                guard version == expected else {
-                    throw AudienceSyncError(
-                        .store,
-                        "\(location): the store has schema version \(version ?? 0), this program expects \(expected); run 'audience-sync ingest' once to create or upgrade it"
-                    )
-                }
-                return
+            return
+        }
+        guard version != expected else { return }
+        // Created only when missing: a schema made beforehand by an administrator needs no right to
+        // create schemas in the database.
+        var schemaExists = false
+        for try await _ in try await connection.query("SELECT 1 FROM pg_namespace WHERE nspname = \(schema)", logger: logger) {
+            schemaExists = true
+        }
+        if !schemaExists {
+            try await connection.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(Self.quoted(schema))"), logger: logger)
+        }
+        try await connection.withTransaction(logger: logger) { connection in
+            var bindings = PostgresBindings()
+            bindings.append(Self.lockKey(schema: schema, purpose: "migrate"))
+            try await connection.query(
+                PostgresQuery(unsafeSQL: "SELECT pg_advisory_xact_lock($1)", binds: bindings), logger: logger)
+            try await connection.query(
+                """
+                CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version integer PRIMARY KEY,
+                    applied_at timestamptz NOT NULL DEFAULT now()
+                )
+                """, logger: logger)
+            var applied = 0
+            for try await row in try await connection.query(
+                "SELECT coalesce(max(version), 0) FROM schema_migrations", logger: logger)
+            {
+                applied = try row.decode(Int.self)
             }
-            guard version != expected else { return }
-            if version == nil {
-                try await connection.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(Self.quoted(schema))"), logger: logger)
-            }
-            try await connection.withTransaction(logger: logger) { connection in
-                var bindings = PostgresBindings()
-                bindings.append(Self.lockKey(schema: schema, purpose: "migrate"))
-                try await connection.query(
-                    PostgresQuery(unsafeSQL: "SELECT pg_advisory_xact_lock($1)", binds: bindings), logger: logger)
-                try await connection.query(
-                    """
-                    CREATE TABLE IF NOT EXISTS schema_migrations (
-                        version integer PRIMARY KEY,
-                        applied_at timestamptz NOT NULL DEFAULT now()
-                    )
-                    """, logger: logger)
-                var applied = 0
-                for try await row in try await connection.query(
-                    "SELECT coalesce(max(version), 0) FROM schema_migrations", logger: logger)
-                {
-                    applied = try row.decode(Int.self)
+            guard applied < expected else { return }
+            for (index, migration) in PostgresSchema.migrations.enumerated() where index >= applied {
+                for statement in migration {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                 }
-                guard applied < expected else { return }
-                for (index, migration) in PostgresSchema.migrations.enumerated() where index >= applied {
-                    for statement in migration {
-                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
-                    }
-                    try await connection.query("INSERT INTO schema_migrations (version) VALUES (\(index + 1))", logger: logger)
-                }
+                try await connection.query("INSERT INTO schema_migrations (version) VALUES (\(index + 1))", logger: logger)
             }
         }
     }

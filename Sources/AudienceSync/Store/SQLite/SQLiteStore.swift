@@ -16,6 +16,7 @@ public final class SQLiteStore: Store {
     public let path: String
     public let access: StoreAccess
     public let dialect: any SQLDialect = SQLiteDialect()
+    public var textLimits: StoredTextLimits { .none }
     let connection: SQLiteConnection
     let logger: Logger
     /// SQLite's page cache per connection, in MiB.
