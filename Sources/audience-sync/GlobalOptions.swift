@@ -12,7 +12,11 @@ struct GlobalOptions: ParsableArguments {
             valueName: "file"))
     var configFile: String?
 
-    @Option(name: .customLong("db"), help: ArgumentHelp("The SQLite store; overrides the configuration.", valueName: "file"))
+    @Option(
+        name: .customLong("db"),
+        help: ArgumentHelp(
+            "The store: an SQLite file, or postgres://USER@HOST[:PORT]/DATABASE (password from database_password: or $PGPASSWORD); overrides the configuration's database:.",
+            valueName: "file-or-url"))
     var databaseFile: String?
 
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))

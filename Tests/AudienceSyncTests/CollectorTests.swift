@@ -41,6 +41,14 @@ import Yams
         var configuration = try Configuration.parse(try String(contentsOfFile: file, encoding: .utf8), file: file)
         if let maxQueuedBytes { configuration.server?.maxQueuedBytes = maxQueuedBytes }
         let store = try await SQLiteStore(path: configuration.databasePath)
+        try await withCollector(configuration: configuration, store: store) { client, _ in try await body(client, store) }
+    }
+
+    /// The collector of `configuration` writing to `store`, for `body`.
+    static func withCollector(
+        configuration: Configuration, store: any Store,
+        _ body: @Sendable (any TestClientProtocol, any Store) async throws -> Void
+    ) async throws {
         let server = try CollectorServer(
             configuration: configuration, store: store, logger: silentLogger,
             environment: ["WEB_KEY": writeKey, "APP_KEY": "wk_app", "HOOK_SECRET": webhookSecret],
@@ -60,6 +68,33 @@ import Yams
             }
             committer.stop()
             try await group.waitForAll()
+        }
+    }
+
+    /// The collector writes through any store: batches, duplicates, sources and the text a
+    /// PostgreSQL store cannot hold (rejected by index, the rest stored).
+    @Test(arguments: StoreKind.allCases)
+    func everyStoreTakesBatches(kind: StoreKind) async throws {
+        try await kind.withStore { (store: any Store, directory: TemporaryDirectory) async throws in
+            let file = try directory.write(
+                "audience-sync.yml", "server:\n  sources:\n    - name: web\n      write_key: env:WEB_KEY\n")
+            let configuration = try Configuration.parse(try String(contentsOfFile: file, encoding: .utf8), file: file)
+            try await Self.withCollector(configuration: configuration, store: store) { client, store in
+                let nul = #"{"type":"track","event":"E","userId":"u2","messageId":"m3","properties":{"a":"\u0000"}}"#
+                let body = #"{"batch":[\#(Self.track("m1")),\#(Self.track("m2", user: "u2")),\#(Self.track("m1")),\#(nul)]}"#
+                try await client.execute(uri: "/v1/batch", method: .post, headers: Self.basic, body: ByteBuffer(string: body)) {
+                    #expect($0.status == .ok)
+                    let answer = try Self.json($0)
+                    #expect(answer["accepted"] == .int(kind == .postgres ? 2 : 3) && answer["duplicates"] == .int(1))
+                    let rejected = answer["rejected"]?.arrayValue ?? []
+                    #expect(rejected.map { $0["index"] } == (kind == .postgres ? [.int(3)] : []))
+                }
+                #expect(try await store.eventCount() == (kind == .postgres ? 2 : 3))
+                #expect(try await store.users(now: Self.receivedAt) == ["u1", "u2"])
+                #expect(
+                    try await store.arrivals(from: 0)
+                        == [Arrivals(source: "web", day: Self.receivedAt / 86_400_000, count: kind == .postgres ? 2 : 3)])
+            }
         }
     }
 
