@@ -86,7 +86,7 @@ import Testing
     static let mistakes: [(String, String, String)] = [
         (
             "unknown top-level field", "database: a.db\ndefinitons: audiences\n",
-            "c.yml:2:1: unknown field 'definitons' (expected one of database, definitions, schedule, space_id, destinations, server)"
+            "c.yml:2:1: unknown field 'definitons' (expected one of database, database_password, database_schema, definitions, schedule, space_id, destinations, server)"
         ),
         ("bad schedule", "schedule: 2 hours\n", "c.yml:1:11: expected a duration like 30d, 12h, 1d12h (got '2 hours')"),
         (
@@ -148,7 +148,7 @@ import Testing
         let lines = errorLines { _ = try Configuration.parse(text, file: "c.yml") }
         #expect(
             lines == [
-                "c.yml:1:1: unknown field 'schedul' (expected one of database, definitions, schedule, space_id, destinations, server)",
+                "c.yml:1:1: unknown field 'schedul' (expected one of database, database_password, database_schema, definitions, schedule, space_id, destinations, server)",
                 "c.yml:6:11: duplicate destination name 'outbox' (first at line 3)",
                 "c.yml:11:14: api_key must be env:NAME or file:PATH; a secret written into the configuration is refused (value not shown)",
                 "c.yml:12:15: plain http is refused for host 'api.example.com': use https (http is allowed only to loopback: 127.0.0.0/8, ::1, localhost)",
