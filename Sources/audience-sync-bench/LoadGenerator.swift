@@ -212,7 +212,10 @@ final class AHCLoadTransport: LoadTransport, @unchecked Sendable {
         guard let prepared = request.prepared else {
             return loop.makeFailedFuture(LoadFailure(description: "the request was not prepared for AsyncHTTPClient"))
         }
-        return client.execute(request: prepared, eventLoop: .delegateAndChannel(on: loop)).map { UInt($0.status.code) }
+        // `.indifferent`: the group has this one loop anyway, and a request that *requires* a loop
+        // (`.delegateAndChannel(on:)`) may open a connection past the pool's limit whenever none is
+        // idle there, which turned the load into thousands of short-lived connections.
+        return client.execute(request: prepared, eventLoop: .indifferent).hop(to: loop).map { UInt($0.status.code) }
     }
 
     func close() async { try? await client.shutdown() }

@@ -524,6 +524,9 @@ struct ServePhase {
     var commits: Double? { after.commits.flatMap { a in before.commits.map { a.count - $0.count } } }
     var commitSeconds: Double? { after.commits.flatMap { a in before.commits.map { a.seconds - $0.seconds } } }
     var refused: Int { outcome.statuses[503] ?? 0 }
+    /// The part of the phase the server's committer spent writing and committing (1: always busy,
+    /// so the single writer is what limits the rate).
+    var commitBusy: Double? { commitSeconds.map { outcome.seconds > 0 ? $0 / outcome.seconds : 0 } }
 
     func requireAllOK() throws {
         guard outcome.ok == outcome.sent else {
@@ -545,7 +548,8 @@ struct ServePhase {
         line += "; statuses \(outcome.statusSummary)"
         if let commits, let commitSeconds, commits > 0 {
             line += "; \(Int(commits)) commits (\(format(Double(outcome.answered) / commits, 1)) requests each, "
-                + "\(format(commitSeconds / commits * 1000, 2)) ms each)"
+                + "\(format(commitSeconds / commits * 1000, 2)) ms each, the committer busy "
+                + "\(Int((commitBusy ?? 0) * 100))% of the time)"
         }
         line += "; CPU s: server \(format(serverCPU ?? .nan, 2)), client \(format(clientCPU, 2))"
         if let syncSeconds { line += "; the sync took \(format(syncSeconds, 3)) s" }
@@ -580,6 +584,7 @@ struct ServePhase {
             JSONValue.Member("no_answer", .int(outcome.failures)),
             JSONValue.Member("commits", commits.map { .int(Int($0)) } ?? .null),
             JSONValue.Member("commit_ms_mean", number(commits.flatMap { c in commitSeconds.map { c > 0 ? $0 / c * 1000 : 0 } })),
+            JSONValue.Member("commit_busy", number(commitBusy, 100)),
             JSONValue.Member("server_cpu_s", number(serverCPU)),
             JSONValue.Member("client_cpu_s", number(clientCPU)),
         ]
