@@ -227,6 +227,8 @@ final class AHCLoadTransport: LoadTransport, @unchecked Sendable {
 struct LoadOutcome: Sendable {
     /// Latencies in nanoseconds of the requests that got an answer (any status).
     var latencies: [UInt64] = []
+    /// When each answered request was sent or scheduled (uptime nanoseconds), beside `latencies`.
+    var startTimes: [UInt64] = []
     /// How late the client sent each request after its scheduled time (open loop only), in nanoseconds.
     var sendLags: [UInt64] = []
     var statuses: [UInt: Int] = [:]
@@ -245,6 +247,11 @@ struct LoadOutcome: Sendable {
     /// The `fraction` percentile (nearest rank) in milliseconds; nil without samples.
     func latencyMilliseconds(_ fraction: Double) -> Double? { Self.percentile(latencies, fraction) }
     func sendLagMilliseconds(_ fraction: Double) -> Double? { Self.percentile(sendLags, fraction) }
+
+    /// The latencies of the requests sent or scheduled in `window` (uptime nanoseconds).
+    func latencies(in window: Range<UInt64>) -> [UInt64] {
+        zip(startTimes, latencies).filter { window.contains($0.0) }.map(\.1)
+    }
 
     static func percentile(_ samples: [UInt64], _ fraction: Double) -> Double? {
         guard !samples.isEmpty else { return nil }
@@ -381,6 +388,7 @@ final class LoadDriver: @unchecked Sendable {
         switch result {
         case .success(let status):
             outcome.latencies.append(now &- since)
+            outcome.startTimes.append(since)
             outcome.statuses[status, default: 0] += 1
             if status == 200 { outcome.storedMessages += messages }
         case .failure(let error):

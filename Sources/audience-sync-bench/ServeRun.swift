@@ -144,16 +144,18 @@ struct ServeRun {
             let now = now
             // Built as they are sent (a few microseconds each): the phase lasts as long as the sync.
             let tracks = LoadBodies(port: port, client: client, writeKey: Self.writeKey, now: now)
-            var syncSeconds = 0.0
+            var timeline = SyncTimeline()
             var during = try await openLoopPhase(
                 "during sync", rate: options.syncRate, connections: options.steadyConnections, bodies: bodies,
                 warmUpTag: "wy", loop: loop, server: server, metrics: metrics, detail: &detail,
                 request: { tracks.track(tag: "y", index: $0) },
                 during: {
-                    syncSeconds = try await runSync(configurationPath: configurationPath, members: members)
+                    timeline = try await runSync(configurationPath: configurationPath, members: members)
                 })
-            during.syncSeconds = syncSeconds
+            during.syncSeconds = timeline.seconds
             during.syncMembers = members
+            during.syncTimeline = timeline
+            Progress.note("serve: during sync: \(during.windowSummary)")
             detail.duringSync = during
         }
     }
@@ -243,25 +245,37 @@ struct ServeRun {
     }
 
     /// A first sync of `bench_deliver` to the file destination (`--force`), as the deliver stage
-    /// runs it; its seconds.
-    private func runSync(configurationPath: String, members: Int) async throws -> Double {
+    /// runs it; when it started, began delivering and ended.
+    private func runSync(configurationPath: String, members: Int) async throws -> SyncTimeline {
         let configuration = try Configuration.load(file: configurationPath)
         let definitions = try DefinitionSet.load(directory: workFolder.file("sync-audiences"), configuration: configuration)
         let store = try await SQLiteStore(path: workFolder.file("sync.sqlite3"))
         var logger = Logger(label: "audience-sync-bench")
         logger.logLevel = .warning
-        let syncer = Syncer(store: store, definitions: definitions, configuration: configuration, logger: logger)
+        var syncer = Syncer(store: store, definitions: definitions, configuration: configuration, logger: logger)
+        let delivering = DeliveryMarks()
+        syncer.progress = { _ in delivering.mark() }
         let started = ContinuousClock.now
+        let startedAt = LoadDriver.now()
         let result = try await syncer.sync(
             SyncSelection(definitions: ["bench_deliver"], destinations: ["deliver_file"], force: true), now: now)
         let seconds = Self.seconds(ContinuousClock.now - started)
+        let ended = LoadDriver.now()
+        let marks = delivering.marks
+        let timeline = SyncTimeline(
+            startedAt: startedAt, deliveringAt: marks.first ?? startedAt, deliveredAt: marks.last ?? ended,
+            endedAt: ended, seconds: seconds)
         guard let pair = result.pairs.first, pair.sent == members, pair.failed == 0 else {
             throw AudienceSyncError(
                 .delivery, "serve: the concurrent sync did not send its \(members) messages: \(ReportJSON.encode(result))")
         }
-        Progress.note("serve: the concurrent first sync sent \(pair.sent) messages to the file in \(format(seconds, 3)) s")
+        Progress.note(
+            "serve: the concurrent first sync sent \(pair.sent) messages to the file in \(format(seconds, 3)) s "
+                + "(diff and outbox \(format(Double(timeline.deliveringAt - startedAt) / 1e9, 3)) s, delivery "
+                + "\(format(Double(timeline.deliveredAt - timeline.deliveringAt) / 1e9, 3)) s, then "
+                + "\(format(Double(ended - timeline.deliveredAt) / 1e9, 3)) s to the end)")
         try? FileManager.default.removeItem(atPath: workFolder.file("deliver.ndjson"))
-        return seconds
+        return timeline
     }
 
     static func seconds(_ duration: Swift.Duration) -> Double {
@@ -270,6 +284,38 @@ struct ServeRun {
 }
 
 func format(_ value: Double, _ places: Int) -> String { String(format: "%.\(places)f", value) }
+
+/// When the concurrent sync started, began delivering (its outbox written) and ended, in uptime
+/// nanoseconds (`LoadDriver.now()`).
+struct SyncTimeline {
+    var startedAt: UInt64 = 0
+    var deliveringAt: UInt64 = 0
+    var deliveredAt: UInt64 = 0
+    var endedAt: UInt64 = 0
+    var seconds = 0.0
+}
+
+/// The first and last progress calls of a sync: its outbox is written and delivery starts; the
+/// last batch is recorded (what follows is the sync's bookkeeping, such as its snapshot).
+private final class DeliveryMarks: @unchecked Sendable {
+    private let lock = NSLock()
+    private var first: UInt64?
+    private var last: UInt64?
+
+    func mark() {
+        lock.lock()
+        let now = LoadDriver.now()
+        if first == nil { first = now }
+        last = now
+        lock.unlock()
+    }
+
+    var marks: (first: UInt64?, last: UInt64?) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (first, last)
+    }
+}
 
 // MARK: Bodies
 
@@ -516,6 +562,28 @@ struct ServePhase {
     var rate: Double?
     var syncSeconds: Double?
     var syncMembers: Int?
+    var syncTimeline: SyncTimeline?
+
+    /// The requests scheduled before the sync, while it computed its diff and wrote its outbox, and
+    /// while it delivered: how many, p99 and max latency of each.
+    var windows: [(name: String, window: Range<UInt64>)] {
+        guard let timeline = syncTimeline else { return [] }
+        return [
+            ("before_sync", 0..<timeline.startedAt),
+            ("diff_and_outbox", timeline.startedAt..<max(timeline.startedAt, timeline.deliveringAt)),
+            ("delivery", max(timeline.startedAt, timeline.deliveringAt)..<max(timeline.deliveringAt, timeline.deliveredAt)),
+            ("after_delivery", max(timeline.deliveringAt, timeline.deliveredAt)..<UInt64.max),
+        ]
+    }
+
+    var windowSummary: String {
+        windows.map { name, window in
+            let samples = outcome.latencies(in: window)
+            return "\(name.replacingOccurrences(of: "_", with: " ")): \(samples.count) requests, p99 "
+                + "\(format(LoadOutcome.percentile(samples, 0.99) ?? .nan, 1)) ms, max "
+                + "\(format(LoadOutcome.percentile(samples, 1) ?? .nan, 1)) ms"
+        }.joined(separator: "; ")
+    }
 
     var requestsPerSecond: Double { outcome.seconds > 0 ? Double(outcome.ok) / outcome.seconds : 0 }
     var messagesPerSecond: Double { outcome.seconds > 0 ? Double(outcome.storedMessages) / outcome.seconds : 0 }
@@ -591,6 +659,25 @@ struct ServePhase {
         if let syncMembers {
             members.append(JSONValue.Member("sync_members", .int(syncMembers)))
             members.append(JSONValue.Member("sync_s", number(syncSeconds)))
+            if let timeline = syncTimeline {
+                members.append(
+                    JSONValue.Member(
+                        "sync_diff_and_outbox_s", number(Double(timeline.deliveringAt - timeline.startedAt) / 1e9)))
+                members.append(
+                    JSONValue.Member(
+                        "sync_delivery_s", number(Double(timeline.deliveredAt - timeline.deliveringAt) / 1e9)))
+            }
+            for (name, window) in windows {
+                let samples = outcome.latencies(in: window)
+                members.append(
+                    JSONValue.Member(
+                        name,
+                        .object([
+                            "requests": .int(samples.count),
+                            "p99_ms": number(LoadOutcome.percentile(samples, 0.99), 100),
+                            "max_ms": number(LoadOutcome.percentile(samples, 1), 100),
+                        ])))
+            }
         }
         return .object(members)
     }
