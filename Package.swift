@@ -97,6 +97,7 @@ let package = Package(
             dependencies: [
                 "AudienceSync",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Yams", package: "Yams"),
                 "CZlib",
                 "LoopbackReceiver",
                 .product(name: "Crypto", package: "swift-crypto"),

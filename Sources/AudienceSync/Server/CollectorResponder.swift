@@ -147,7 +147,9 @@ struct CollectorResponder: HTTPResponder {
         guard !staged.batch.messages.isEmpty else {
             metrics.messages(accepted: 0, duplicates: 0, rejected: rejected.count)
             return answer(
-                .badRequest, error: staged.messageCount == 1 ? rejected.first?.reason ?? "invalid message" : "every message was rejected",
+                .badRequest,
+                error: route == .batch || staged.messageCount > 1
+                    ? "every message was rejected" : rejected.first?.reason ?? "the message was rejected",
                 rejected: rejected, request: request)
         }
         do {

@@ -65,7 +65,7 @@ actor Committer {
     func store(_ batch: StagedBatch, bytes: Int) async throws -> EventWriteCounts {
         guard !stopping.withLockedValue({ $0 }) else { throw Refusal.stopping }
         // A request larger than the whole bound still goes through when nothing else waits.
-        guard queuedBytes + bytes <= maxQueuedBytes || queue.isEmpty else { throw Refusal.queueFull }
+        guard queuedBytes + bytes <= maxQueuedBytes || queuedBytes == 0 else { throw Refusal.queueFull }
         return try await withCheckedThrowingContinuation { answer in
             queue.append(Waiting(batch: batch, bytes: bytes, answer: answer))
             queuedBytes += bytes
