@@ -250,8 +250,11 @@ struct ServeRun {
         let configuration = try Configuration.load(file: configurationPath)
         let definitions = try DefinitionSet.load(directory: workFolder.file("sync-audiences"), configuration: configuration)
         let store = try await SQLiteStore(path: workFolder.file("sync.sqlite3"))
-        var logger = Logger(label: "audience-sync-bench")
-        logger.logLevel = .warning
+        // The syncer's debug line "pair diffed" marks the end of its diff (read-only) and the start
+        // of its outbox write (the store's write lock held until delivery starts).
+        let diffed = DeliveryMarks()
+        var logger = Logger(label: "audience-sync-bench") { _ in DiffMarkLogHandler(marks: diffed) }
+        logger.logLevel = .debug
         var syncer = Syncer(store: store, definitions: definitions, configuration: configuration, logger: logger)
         let delivering = DeliveryMarks()
         syncer.progress = { _ in delivering.mark() }
@@ -262,16 +265,18 @@ struct ServeRun {
         let seconds = Self.seconds(ContinuousClock.now - started)
         let ended = LoadDriver.now()
         let marks = delivering.marks
+        let deliveringAt = marks.first ?? startedAt
         let timeline = SyncTimeline(
-            startedAt: startedAt, deliveringAt: marks.first ?? startedAt, deliveredAt: marks.last ?? ended,
-            endedAt: ended, seconds: seconds)
+            startedAt: startedAt, diffedAt: min(diffed.marks.first ?? startedAt, deliveringAt),
+            deliveringAt: deliveringAt, deliveredAt: marks.last ?? ended, endedAt: ended, seconds: seconds)
         guard let pair = result.pairs.first, pair.sent == members, pair.failed == 0 else {
             throw AudienceSyncError(
                 .delivery, "serve: the concurrent sync did not send its \(members) messages: \(ReportJSON.encode(result))")
         }
         Progress.note(
             "serve: the concurrent first sync sent \(pair.sent) messages to the file in \(format(seconds, 3)) s "
-                + "(diff and outbox \(format(Double(timeline.deliveringAt - startedAt) / 1e9, 3)) s, delivery "
+                + "(diff \(format(Double(timeline.diffedAt - startedAt) / 1e9, 3)) s, outbox written in one "
+                + "transaction \(format(Double(timeline.deliveringAt - timeline.diffedAt) / 1e9, 3)) s, delivery "
                 + "\(format(Double(timeline.deliveredAt - timeline.deliveringAt) / 1e9, 3)) s, then "
                 + "\(format(Double(ended - timeline.deliveredAt) / 1e9, 3)) s to the end)")
         try? FileManager.default.removeItem(atPath: workFolder.file("deliver.ndjson"))
@@ -285,18 +290,35 @@ struct ServeRun {
 
 func format(_ value: Double, _ places: Int) -> String { String(format: "%.\(places)f", value) }
 
-/// When the concurrent sync started, began delivering (its outbox written) and ended, in uptime
-/// nanoseconds (`LoadDriver.now()`).
+/// When the concurrent sync started, had diffed, began delivering (its outbox written) and ended,
+/// in uptime nanoseconds (`LoadDriver.now()`).
 struct SyncTimeline {
     var startedAt: UInt64 = 0
+    var diffedAt: UInt64 = 0
     var deliveringAt: UInt64 = 0
     var deliveredAt: UInt64 = 0
     var endedAt: UInt64 = 0
     var seconds = 0.0
 }
 
-/// The first and last progress calls of a sync: its outbox is written and delivery starts; the
-/// last batch is recorded (what follows is the sync's bookkeeping, such as its snapshot).
+/// Drops every log line of the concurrent sync but marks when it says "pair diffed".
+private struct DiffMarkLogHandler: LogHandler {
+    let marks: DeliveryMarks
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .debug
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        if event.message.description == "pair diffed" { marks.mark() }
+    }
+}
+
+/// Times a sync's events: the first and last progress calls (its outbox is written and delivery
+/// starts; the last batch is recorded; what follows is the run's bookkeeping), or its diff's end.
 private final class DeliveryMarks: @unchecked Sendable {
     private let lock = NSLock()
     private var first: UInt64?
@@ -564,13 +586,19 @@ struct ServePhase {
     var syncMembers: Int?
     var syncTimeline: SyncTimeline?
 
-    /// The requests scheduled before the sync, while it computed its diff and wrote its outbox, and
-    /// while it delivered: how many, p99 and max latency of each.
+    /// The requests scheduled before the sync, while it computed its diff (reading only), while it
+    /// wrote its outbox (one transaction: the store's write lock held throughout), while it
+    /// delivered (a short transaction per batch), and after (the run's bookkeeping, then no sync):
+    /// how many, p99 and max latency of each.
     var windows: [(name: String, window: Range<UInt64>)] {
         guard let timeline = syncTimeline else { return [] }
         return [
             ("before_sync", 0..<timeline.startedAt),
-            ("diff_and_outbox", timeline.startedAt..<max(timeline.startedAt, timeline.deliveringAt)),
+            ("diff", timeline.startedAt..<max(timeline.startedAt, timeline.diffedAt)),
+            (
+                "outbox_write",
+                max(timeline.startedAt, timeline.diffedAt)..<max(timeline.diffedAt, timeline.deliveringAt)
+            ),
             ("delivery", max(timeline.startedAt, timeline.deliveringAt)..<max(timeline.deliveringAt, timeline.deliveredAt)),
             ("after_delivery", max(timeline.deliveringAt, timeline.deliveredAt)..<UInt64.max),
         ]
@@ -661,11 +689,15 @@ struct ServePhase {
             members.append(JSONValue.Member("sync_s", number(syncSeconds)))
             if let timeline = syncTimeline {
                 members.append(
+                    JSONValue.Member("sync_diff_s", number(Double(timeline.diffedAt - timeline.startedAt) / 1e9)))
+                members.append(
                     JSONValue.Member(
-                        "sync_diff_and_outbox_s", number(Double(timeline.deliveringAt - timeline.startedAt) / 1e9)))
+                        "sync_outbox_write_s", number(Double(timeline.deliveringAt - timeline.diffedAt) / 1e9)))
                 members.append(
                     JSONValue.Member(
                         "sync_delivery_s", number(Double(timeline.deliveredAt - timeline.deliveringAt) / 1e9)))
+                members.append(
+                    JSONValue.Member("sync_finish_s", number(Double(timeline.endedAt - timeline.deliveredAt) / 1e9)))
             }
             for (name, window) in windows {
                 let samples = outcome.latencies(in: window)
