@@ -111,9 +111,10 @@ struct ServeRun {
         let metrics = MetricsReader(loop: loop, port: server.port)
         defer { metrics.close() }
 
-        // /v1/batch, closed loop, once per connection count.
-        for connections in options.batchConnections {
-            let tag = "b\(connections)"
+        // /v1/batch, closed loop, once per connection count. The tag, part of every messageId, is
+        // the run's position: a count given twice must post new messages, not duplicates.
+        for (position, connections) in options.batchConnections.enumerated() {
+            let tag = "b\(position)-\(connections)"
             let requests = (0..<options.batchRequests).map { bodies.batch(tag: tag, index: $0, size: options.batchSize) }
             let phase = try await closedLoopPhase(
                 "batch", connections: connections, requests: requests, bodies: bodies, tag: tag, loop: loop,
