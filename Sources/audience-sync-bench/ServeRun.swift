@@ -588,9 +588,10 @@ struct ServePhase {
     var syncTimeline: SyncTimeline?
 
     /// The requests scheduled before the sync, while it computed its diff (reading only), while it
-    /// wrote its outbox (one transaction: the store's write lock held throughout), while it
-    /// delivered (a short transaction per batch), and after (the run's bookkeeping, then no sync):
-    /// how many, p99 and max latency of each.
+    /// wrote its outbox (one transaction: the store's write lock held throughout; then it counts the
+    /// pending rows, reading, before its first progress call), while it delivered (a short
+    /// transaction per batch), and after (the run's bookkeeping, then no sync): how many, p99 and
+    /// max latency of each.
     var windows: [(name: String, window: Range<UInt64>)] {
         guard let timeline = syncTimeline else { return [] }
         return [
