@@ -12,13 +12,14 @@ import LoopbackReceiver
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audience-sync-bench",
-        abstract: "Measure ingest, compute, diff and delivery on synthetic data; prints one JSON object.",
+        abstract: "Measure ingest, compute, diff, delivery and serve on synthetic data; prints one JSON object.",
         discussion: """
             Stages not implemented yet are skipped with a note on standard error; their figures are null.
 
             Examples:
               swift run -c release audience-sync-bench --events 200000 --stages ingest
               swift run -c release audience-sync-bench --db /tmp/bench.sqlite3 --stages compute
+              swift build -c release && swift run -c release audience-sync-bench --stages serve
             """)
 
     @Option(help: ArgumentHelp("How many distinct users (default: events / 20).", valueName: "n"))
@@ -30,8 +31,11 @@ struct Bench: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The generator's random seed.", valueName: "s"))
     var seed: UInt64 = 1
 
-    @Option(help: ArgumentHelp("Comma-separated stages to run: ingest, compute, diff, deliver.", valueName: "list"))
-    var stages = BenchStage.allCases.map(\.rawValue).joined(separator: ",")
+    @Option(
+        help: ArgumentHelp(
+            "Comma-separated stages to run: ingest, compute, diff, deliver, serve (default: all but serve).",
+            valueName: "list"))
+    var stages = BenchStage.defaultStages.map(\.rawValue).joined(separator: ",")
 
     @Option(
         help: ArgumentHelp(
@@ -82,6 +86,86 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: "Print the SQL and query plan of the engine and of the baseline for each definition on standard error.")
     var queryPlans = false
 
+    @Option(help: ArgumentHelp("serve: the load's HTTP client, nio or ahc (AsyncHTTPClient).", valueName: "kind"))
+    var serveClient = "nio"
+
+    @Option(
+        help: ArgumentHelp(
+            "serve: connection counts to post /v1/batch with, one run each (the best is the figure).",
+            valueName: "list"))
+    var serveBatchConnections = "8,16,32"
+
+    @Option(help: ArgumentHelp("serve: /v1/batch requests per connection count.", valueName: "n"))
+    var serveBatchRequests = 2_000
+
+    @Option(help: ArgumentHelp("serve: messages per /v1/batch request.", valueName: "n"))
+    var serveBatchSize = 100
+
+    @Option(help: ArgumentHelp("serve: connections posting single-message /v1/track.", valueName: "n"))
+    var serveTrackConnections = 64
+
+    @Option(help: ArgumentHelp("serve: /v1/track requests of the throughput run.", valueName: "n"))
+    var serveTrackRequests = 30_000
+
+    @Option(help: ArgumentHelp("serve: requests per second of the steady (open-loop) run.", valueName: "n"))
+    var serveSteadyRate = 2_000.0
+
+    @Option(help: ArgumentHelp("serve: seconds of the steady run.", valueName: "s"))
+    var serveSteadySeconds = 10.0
+
+    @Option(help: ArgumentHelp("serve: connections of the steady runs (with and without a sync).", valueName: "n"))
+    var serveSteadyConnections = 64
+
+    @Option(
+        help: ArgumentHelp(
+            "serve: members of the first sync that runs on the same store during the last run (0: no such run).",
+            valueName: "n"))
+    var serveSyncMembers = 1_000_000
+
+    @Option(help: ArgumentHelp("serve: requests per second while the sync runs.", valueName: "n"))
+    var serveSyncRate = 1_000.0
+
+    @Option(
+        help: ArgumentHelp(
+            "serve: the audience-sync executable to run as the server (default: the one beside this one).",
+            valueName: "file"))
+    var serveBinary: String?
+
+    /// The serve stage's settings from the `--serve-*` options.
+    private var serveOptions: ServeOptions {
+        get throws {
+            guard let client = LoadClientKind(rawValue: serveClient) else {
+                throw ValidationError("--serve-client: expected nio or ahc (got '\(serveClient)').")
+            }
+            let counts = serveBatchConnections.split(separator: ",").map {
+                Int($0.trimmingCharacters(in: .whitespaces))
+            }
+            guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) >= 1 && ($0 ?? 0) <= 1024 }) else {
+                throw ValidationError(
+                    "--serve-batch-connections: expected numbers from 1 to 1024 like 8,16,32 (got '\(serveBatchConnections)').")
+            }
+            guard serveBatchRequests >= 1, serveBatchSize >= 1, serveTrackRequests >= 1 else {
+                throw ValidationError("--serve-batch-requests, --serve-batch-size and --serve-track-requests must be at least 1.")
+            }
+            guard (1...1024).contains(serveTrackConnections), (1...1024).contains(serveSteadyConnections) else {
+                throw ValidationError("--serve-track-connections and --serve-steady-connections must be between 1 and 1024.")
+            }
+            guard serveSteadyRate > 0, serveSteadySeconds > 0, serveSyncRate > 0,
+                serveSteadyRate * serveSteadySeconds >= 1
+            else {
+                throw ValidationError("--serve-steady-rate, --serve-steady-seconds and --serve-sync-rate must be positive.")
+            }
+            guard serveSyncMembers >= 0 else { throw ValidationError("--serve-sync-members must be at least 0.") }
+            let beside = URL(fileURLWithPath: Bundle.main.executablePath ?? CommandLine.arguments[0])
+                .deletingLastPathComponent().appendingPathComponent("audience-sync").path
+            return ServeOptions(
+                client: client, batchConnections: counts.compactMap { $0 }, batchRequests: serveBatchRequests,
+                batchSize: serveBatchSize, trackConnections: serveTrackConnections, trackRequests: serveTrackRequests,
+                steadyRate: serveSteadyRate, steadySeconds: serveSteadySeconds, steadyConnections: serveSteadyConnections,
+                syncMembers: serveSyncMembers, syncRate: serveSyncRate, binary: serveBinary ?? beside)
+        }
+    }
+
     /// The configuration file: `--config`, else `audience-sync.yml` in the definitions folder's parent.
     private var configurationPath: String {
         config ?? ((definitions as NSString).deletingLastPathComponent as NSString)
@@ -102,6 +186,7 @@ struct Bench: AsyncParsableCommand {
             throw ValidationError("--http-concurrency must be between 1 and 256 (got \(httpConcurrency)).")
         }
         let requested = try BenchStage.parseList(stages)
+        if requested.contains(.serve) { _ = try serveOptions }
         if let db, !FileManager.default.fileExists(atPath: db), !requested.contains(.ingest) {
             throw ValidationError("--db '\(db)' does not exist: add ingest to --stages to create it.")
         }
@@ -190,6 +275,11 @@ struct Bench: AsyncParsableCommand {
                 await receiver.stop()
                 throw error
             }
+        }
+
+        if requested.contains(.serve) {
+            let run = ServeRun(workFolder: workFolder, now: end, options: try serveOptions)
+            try await run.measure(into: &report)
         }
 
         for stage in requested where !stage.isImplemented {

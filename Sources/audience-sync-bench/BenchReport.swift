@@ -35,6 +35,20 @@ struct BenchReport {
     var deliverHTTPSyncSeconds: Double?
     /// Batch requests the loopback receiver answered.
     var deliverHTTPRequests: Int?
+    /// Events per second stored through `/v1/batch` (the best connection count), each request
+    /// answered after its commit.
+    var serveBatchEventsPerSecond: Double?
+    /// Single-message `/v1/track` requests per second.
+    var serveTrackRequestsPerSecond: Double?
+    /// The p99 latency at the steady rate, from each request's scheduled send time.
+    var serveSteadyP99Milliseconds: Double?
+    /// The same at the lower rate while a first sync writes to the store, and the 503s.
+    var serveDuringSyncP99Milliseconds: Double?
+    var serveDuringSyncRefused: Int?
+    /// The server process's peak resident set (`VmHWM`).
+    var servePeakResidentMebibytes: Double?
+    /// Every phase of the serve stage (`ServeDetail`).
+    var serveDetail: JSONValue?
     /// The whole process's peak resident set (generation included).
     var peakResidentMebibytes: Double?
     /// The database file plus its `-wal`, after the stages ran.
@@ -54,7 +68,12 @@ struct BenchReport {
     }
 
     var json: JSONValue {
-        .object([
+        .object(contractFigures + serveFigures + details)
+    }
+
+    /// The stages' main figures before the serve stage's.
+    private var contractFigures: [JSONValue.Member] {
+        members([
             "users": .int(users),
             "events": .int(events),
             "ingest_events_per_s": rounded(ingestEventsPerSecond, places: 0),
@@ -63,6 +82,24 @@ struct BenchReport {
             "diff_s": rounded(diffSeconds, places: 3),
             "deliver_file_msgs_per_s": rounded(deliverFileMessagesPerSecond, places: 0),
             "deliver_http_msgs_per_s": rounded(deliverHTTPMessagesPerSecond, places: 0),
+        ])
+    }
+
+    /// The serve stage's figures (SPEC §11's targets).
+    private var serveFigures: [JSONValue.Member] {
+        members([
+            "serve_batch_events_per_s": rounded(serveBatchEventsPerSecond, places: 0),
+            "serve_track_requests_per_s": rounded(serveTrackRequestsPerSecond, places: 0),
+            "serve_p99_ms_at_2000_rps": rounded(serveSteadyP99Milliseconds, places: 2),
+            "serve_during_sync_p99_ms": rounded(serveDuringSyncP99Milliseconds, places: 2),
+            "serve_during_sync_refused": serveDuringSyncRefused.map(JSONValue.int) ?? .null,
+            "serve_peak_rss_mb": rounded(servePeakResidentMebibytes, places: 1),
+        ])
+    }
+
+    /// The whole process, the arguments and each stage's details.
+    private var details: [JSONValue.Member] {
+        members([
             "peak_rss_mb": rounded(peakResidentMebibytes, places: 1),
             "db_bytes": databaseBytes.map(JSONValue.int) ?? .null,
             "sqlite_version": .string(Database.sqliteVersion),
@@ -88,9 +125,14 @@ struct BenchReport {
             "peak_rss_before_compute_mb": rounded(peakResidentBeforeComputeMebibytes, places: 1),
             "diff": diffDetail,
             "deliver": deliverDetail,
+            "serve": serveDetail ?? .null,
             "build": .string(Self.build),
             "machine": ProcessFigures.machine,
         ])
+    }
+
+    private func members(_ pairs: KeyValuePairs<String, JSONValue>) -> [JSONValue.Member] {
+        pairs.map { JSONValue.Member($0.key, $0.value) }
     }
 
     /// The diff stage's counts and how much of its time computing the members took.

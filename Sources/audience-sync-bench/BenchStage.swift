@@ -3,13 +3,17 @@ import ArgumentParser
 
 /// A stage of the benchmark, in the order they run.
 enum BenchStage: String, CaseIterable {
-    case ingest, compute, diff, deliver
+    case ingest, compute, diff, deliver, serve
+
+    /// What `--stages` runs when not given: every stage but `serve`, which needs the built
+    /// `audience-sync` executable beside the benchmark's.
+    static let defaultStages: [BenchStage] = [.ingest, .compute, .diff, .deliver]
 
     /// Whether the stage is measured yet; the others are skipped with a note and null figures.
     var isImplemented: Bool { true }
 
     /// Whether the stage needs a database of generated events (made untimed when ingest is not a stage).
-    /// Diff and deliver build a store of their own (`SyncRun`).
+    /// Diff, deliver and serve build a store of their own (`SyncRun`, `ServeRun`).
     var needsDatabase: Bool { self == .ingest || self == .compute }
 
     /// `ingest,compute` → the stages, in run order, without repeats.

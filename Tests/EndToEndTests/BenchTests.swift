@@ -76,6 +76,43 @@ import Testing
         #expect(errors.contains("the receiver counted 20000 messages"))
     }
 
+    /// The serve stage at a tiny size: `audience-sync serve` as a child process, every phase of
+    /// load, a small first sync beside it, and every message answered 200 found in the store.
+    @Test func serveStageReportsItsFiguresAndStoresEveryMessage() async throws {
+        let (status, output, errors) = try Self.run([
+            "--stages", "serve", "--serve-batch-connections", "2,4", "--serve-batch-requests", "10",
+            "--serve-batch-size", "10", "--serve-track-connections", "4", "--serve-track-requests", "100",
+            "--serve-steady-rate", "100", "--serve-steady-seconds", "1", "--serve-steady-connections", "4",
+            "--serve-sync-members", "2000", "--serve-sync-rate", "100",
+        ])
+        #expect(status == 0, "stderr: \(errors)")
+        let object = try JSONSerialization.jsonObject(with: output) as? [String: Any]
+        let figures = try #require(object, "stdout is not one JSON object: \(String(decoding: output, as: UTF8.self))")
+        for key in [
+            "serve_batch_events_per_s", "serve_track_requests_per_s", "serve_p99_ms_at_2000_rps",
+            "serve_during_sync_p99_ms", "serve_peak_rss_mb",
+        ] {
+            #expect((figures[key] as? Double ?? 0) > 0, "\(key) should be a positive number")
+        }
+        #expect(figures["serve_during_sync_refused"] is Int)
+        for other in ["ingest_events_per_s", "diff_s", "deliver_file_msgs_per_s"] {
+            #expect(figures[other] is NSNull, "\(other) should be null when its stage does not run")
+        }
+        let serve = try #require(figures["serve"] as? [String: Any])
+        let batch = serve["batch"] as? [[String: Any]]
+        #expect(batch?.map { $0["connections"] as? Int } == [2, 4])
+        #expect(batch?.first?["requests"] as? Int == 10)
+        #expect((serve["track"] as? [String: Any])?["requests"] as? Int == 100)
+        #expect((serve["steady"] as? [String: Any])?["requests"] as? Int == 100)
+        #expect((serve["during_sync"] as? [String: Any])?["sync_members"] as? Int == 2000)
+        // Warm-ups included: 2 × 2 + 2 × 4 batches of 10, 8 tracks before each of the three other runs.
+        let posted = serve["posted_messages"] as? Int ?? 0
+        #expect(posted >= 2 * 10 * 10 + 12 * 10 + 100 + 100 + 3 * 8)
+        #expect(serve["stored_messages"] as? Int == posted)
+        #expect(errors.contains("serve: the store holds all \(posted) messages answered 200"))
+        #expect(errors.contains("the concurrent first sync sent 2000 messages"))
+    }
+
     /// A definition changed so that its baseline no longer says the same thing stops the run.
     @Test func baselineThatDisagreesWithTheEngineFailsTheRun() async throws {
         let scratch = try ScratchDirectory()

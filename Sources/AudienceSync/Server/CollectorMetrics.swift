@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import Prometheus
 
 /// What `GET /metrics` shows (SPEC §11.1), in Prometheus' text format: requests by route and
@@ -11,6 +12,14 @@ final class CollectorMetrics: Sendable {
     private let commitSeconds: ValueHistogram
     private let queuedMessages: Gauge
     private let queuedBytes: Gauge
+    /// The requests counter of each route and status seen so far: the registry would build the
+    /// metric's name and look its labels up again for every request.
+    private let requestCounters = NIOLockedValueBox<[RouteStatus: Counter]>([:])
+
+    private struct RouteStatus: Hashable {
+        var route: String
+        var status: Int
+    }
 
     init() {
         accepted = registry.makeCounter(descriptor: Self.name("messages_accepted", unit: "total", help: "Messages stored (new message ids)."))
@@ -31,9 +40,16 @@ final class CollectorMetrics: Sendable {
     }
 
     func request(route: String, status: Int) {
-        registry.makeCounter(
-            descriptor: Self.name("requests", unit: "total", help: "Requests answered, by route and status."), labels: [("route", route), ("status", String(status))]
-        ).increment()
+        let key = RouteStatus(route: route, status: status)
+        let counter = requestCounters.withLockedValue { counters in
+            if let counter = counters[key] { return counter }
+            let counter = registry.makeCounter(
+                descriptor: Self.name("requests", unit: "total", help: "Requests answered, by route and status."),
+                labels: [("route", route), ("status", String(status))])
+            counters[key] = counter
+            return counter
+        }
+        counter.increment()
     }
 
     func received(bytes count: Int) { bytes.increment(by: Int64(count)) }

@@ -155,8 +155,8 @@ struct CollectorResponder: HTTPResponder {
         do {
             let counts = try await committer.store(staged.batch, bytes: staged.bytes)
             metrics.messages(accepted: counts.accepted, duplicates: counts.duplicates, rejected: rejected.count)
-            return respond(
-                .ok, Accepted(accepted: counts.accepted, duplicates: counts.duplicates, rejected: rejected), request: request)
+            let accepted = Accepted(accepted: counts.accepted, duplicates: counts.duplicates, rejected: rejected)
+            return respond(.ok, text: accepted.text, request: request)
         } catch Committer.Refusal.queueFull {
             return unavailable("too much is waiting to be stored; retry shortly", retryAfter: 1, request: request)
         } catch Committer.Refusal.stopping {
@@ -166,14 +166,26 @@ struct CollectorResponder: HTTPResponder {
         }
     }
 
-    /// The user name of `Basic` credentials (the write key; the password is empty).
+    /// The user name of `Basic` credentials (the write key; the password is empty): the text before
+    /// the first colon of the base64 (with its padding) after `Basic `, when that is UTF-8.
+    ///
+    /// Read from the header's bytes: through `Data(base64Encoded:)`, `String` and `split` it was 4%
+    /// of the server's CPU for single-message requests.
     static func basicUser(_ header: String?) -> String? {
-        guard let header, header.count > 6, header.prefix(6).lowercased() == "basic " else { return nil }
-        guard let data = Data(base64Encoded: String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
-            let credentials = String(data: data, encoding: .utf8)
-        else { return nil }
-        let user = credentials.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        return user.isEmpty ? nil : String(user)
+        guard var header else { return nil }
+        return header.withUTF8 { bytes -> String? in
+            guard bytes.count > 6, bytes[5] == 0x20 else { return nil }
+            for (index, letter) in "basic".utf8.enumerated() where bytes[index] | 0x20 != letter { return nil }
+            func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
+            var start = 6
+            var end = bytes.count
+            while start < end, isSpace(bytes[start]) { start += 1 }
+            while end > start, isSpace(bytes[end - 1]) { end -= 1 }
+            guard let decoded = Base64.decode(UnsafeBufferPointer(rebasing: bytes[start..<end])) else { return nil }
+            let user = decoded.prefix { $0 != UInt8(ascii: ":") }
+            guard !user.isEmpty, String(validating: decoded, as: UTF8.self) != nil else { return nil }
+            return String(decoding: user, as: UTF8.self)
+        }
     }
 
     /// Whether `signature` is the hex HMAC-SHA1 of `body` with `key` (Segment's Webhooks destination).
@@ -230,6 +242,15 @@ struct CollectorResponder: HTTPResponder {
         var accepted: Int
         var duplicates: Int
         var rejected: [Rejected]
+
+        /// The answer's JSON, as `ReportJSON` writes it (keys sorted). Written by hand when nothing
+        /// was rejected, the answer to nearly every request: `JSONEncoder` was 4% of the server's
+        /// CPU for single-message requests.
+        var text: String {
+            guard rejected.isEmpty else { return ReportJSON.encode(self) }
+            return #"{"accepted":"# + String(accepted) + #","duplicates":"# + String(duplicates)
+                + #","rejected":[],"success":true}"#
+        }
     }
 
     struct Failure: Encodable {
@@ -267,14 +288,17 @@ struct CollectorResponder: HTTPResponder {
     }
 
     private func respond(_ status: HTTPResponse.Status, _ body: some Encodable, request: Request) -> Response {
+        respond(status, text: ReportJSON.encode(body), request: request)
+    }
+
+    private func respond(_ status: HTTPResponse.Status, text: String, request: Request) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         if let origin = allowedOrigin(request) {
             headers[.accessControlAllowOrigin] = origin
             if origin != "*" { headers[.vary] = "Origin" }
         }
-        return Response(
-            status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: ReportJSON.encode(body))))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
     private func answer(
