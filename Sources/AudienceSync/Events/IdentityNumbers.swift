@@ -192,6 +192,20 @@ struct EarliestIdentities {
         }
     }
 
+    /// Counts a newly stored message and notes its user and identity links for the next commit
+    /// (every store's writer does this for each message it stored).
+    mutating func noteStored(_ message: StagedBatch.Message, arena: UnsafeRawBufferPointer, counts: inout EventWriteCounts) {
+        counts.accepted += 1
+        guard message.user >= 0 else {
+            counts.anonymous += 1
+            return
+        }
+        noteUser(message.user, time: message.time)
+        let messageId = { String(decoding: UnsafeRawBufferPointer(rebasing: arena[message.messageId]), as: UTF8.self) }
+        if message.link >= 0 { noteLink(message.link, time: message.time, messageId: messageId) }
+        if message.previousLink >= 0 { noteLink(message.previousLink, time: message.time, messageId: messageId) }
+    }
+
     func userTime(_ user: Int32) -> Int64 { userTimes[Int(user)] }
 
     func link(_ link: Int32) -> (anonymousId: String, userId: String, time: Int64, messageId: String) {

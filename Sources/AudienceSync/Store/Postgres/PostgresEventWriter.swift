@@ -186,31 +186,18 @@ actor PostgresEventWriter: EventWriter {
         batch.arena.withUnsafeBytes { arena in
             for message in chunk {
                 if all {
-                    record(message, arena: arena, counts: &counts)
+                    identities.noteStored(message, arena: arena, counts: &counts)
                     continue
                 }
                 let id = String(decoding: UnsafeRawBufferPointer(rebasing: arena[message.messageId]), as: UTF8.self)
                 // A repeated id is stored once: later copies are duplicates.
                 if storedIds.remove(id) != nil {
-                    record(message, arena: arena, counts: &counts)
+                    identities.noteStored(message, arena: arena, counts: &counts)
                 } else {
                     counts.duplicates += 1
                 }
             }
         }
-    }
-
-    /// Counts a newly stored message and notes its user and identity links for the commit.
-    private func record(_ message: StagedBatch.Message, arena: UnsafeRawBufferPointer, counts: inout EventWriteCounts) {
-        counts.accepted += 1
-        guard message.user >= 0 else {
-            counts.anonymous += 1
-            return
-        }
-        identities.noteUser(message.user, time: message.time)
-        let messageId = { String(decoding: UnsafeRawBufferPointer(rebasing: arena[message.messageId]), as: UTF8.self) }
-        if message.link >= 0 { identities.noteLink(message.link, time: message.time, messageId: messageId) }
-        if message.previousLink >= 0 { identities.noteLink(message.previousLink, time: message.time, messageId: messageId) }
     }
 
     /// Writes the users, links and arrival counts the open transaction changed (no commit).

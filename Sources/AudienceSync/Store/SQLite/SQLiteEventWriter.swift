@@ -268,7 +268,7 @@ actor SQLiteEventWriter: EventWriter {
                     try bind(message, row: 0, to: statement, arena: arena)
                     try statement.step()
                     if database.changes == 1 {
-                        record(message, arena: arena, counts: &counts)
+                        identities.noteStored(message, arena: arena, counts: &counts)
                     } else {
                         counts.duplicates += 1
                     }
@@ -278,7 +278,7 @@ actor SQLiteEventWriter: EventWriter {
             }
             pendingInTransaction += chunk.count
             if inserted == chunk.count {
-                for message in chunk { record(message, arena: arena, counts: &counts) }
+                for message in chunk { identities.noteStored(message, arena: arena, counts: &counts) }
                 return
             }
             // Some were duplicates. The rows this statement inserted have consecutive rowids ending
@@ -293,7 +293,7 @@ actor SQLiteEventWriter: EventWriter {
                 let id = String(decoding: UnsafeRawBufferPointer(rebasing: arena[message.messageId]), as: UTF8.self)
                 // Within one statement a repeated id is inserted once: count later copies as duplicates.
                 if storedIds.remove(id) != nil {
-                    record(message, arena: arena, counts: &counts)
+                    identities.noteStored(message, arena: arena, counts: &counts)
                 } else {
                     counts.duplicates += 1
                 }
@@ -331,19 +331,6 @@ actor SQLiteEventWriter: EventWriter {
         try bind(message.eventName, at: 6)
         try statement.bindInt64(message.time, at: base + 7)
         try bind(message.body, at: 8)
-    }
-
-    /// Counts a newly stored message and notes its user and identity links for the commit.
-    private func record(_ message: StagedBatch.Message, arena: UnsafeRawBufferPointer, counts: inout EventWriteCounts) {
-        counts.accepted += 1
-        guard message.user >= 0 else {
-            counts.anonymous += 1
-            return
-        }
-        identities.noteUser(message.user, time: message.time)
-        let messageId = { String(decoding: UnsafeRawBufferPointer(rebasing: arena[message.messageId]), as: UTF8.self) }
-        if message.link >= 0 { identities.noteLink(message.link, time: message.time, messageId: messageId) }
-        if message.previousLink >= 0 { identities.noteLink(message.previousLink, time: message.time, messageId: messageId) }
     }
 
     /// Writes the users and links whose earliest time the open transaction lowered (no commit).
