@@ -1,5 +1,6 @@
 import Crypto
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import PostgresNIO
 
@@ -16,6 +17,8 @@ public final class PostgresStore: Store {
     public let dialect: any SQLDialect = PostgresDialect()
     let client: PostgresClient
     let logger: Logger
+    /// The changes of the last diff (`stageDiff`), until the next one.
+    let stagedDiff = NIOLockedValueBox<PostgresStagedChanges?>(nil)
 
     public var location: String { target.description }
 
