@@ -10,8 +10,8 @@ enum StoreKind: String, CaseIterable, CustomStringConvertible, Sendable {
 
     var description: String { rawValue }
 
-    /// The stores that keep the sync state (a PostgreSQL store does not yet: `PostgresSyncState`).
-    static let keepingSyncState: [StoreKind] = [.sqlite]
+    /// The stores that keep the sync state: all of them.
+    static let keepingSyncState: [StoreKind] = [.sqlite, .postgres]
 
     /// Runs `body` with a new, empty store of this kind, open for writing; nil when the kind is
     /// not available here (PostgreSQL without a server: see `TestPostgres`).
@@ -334,6 +334,148 @@ enum StoreKind: String, CaseIterable, CustomStringConvertible, Sendable {
                 }
             }
             #expect(try await store.pendingCount(Self.pair) == 0)
+        }
+    }
+
+    /// The statement of an audience of the known users but `excluded`.
+    static func everyoneBut(_ excluded: String, _ store: any Store) -> CompiledQuery {
+        let dialect = store.dialect
+        return CompiledQuery(
+            sql: "SELECT user_id AS uid FROM users WHERE user_id <> \(dialect.placeholder(1)) ORDER BY \(dialect.byteOrdered("user_id"))",
+            binds: [.text(excluded)])
+    }
+
+    /// The statement of a computed trait with these values (user id → JSON text) for known users.
+    static func values(_ values: [(String, String)], _ store: any Store) -> CompiledQuery {
+        let dialect = store.dialect
+        var binds: [SQLValue] = []
+        let rows = values.map { user, value -> String in
+            binds += [.text(user), .text(value)]
+            return "SELECT \(dialect.placeholder(binds.count - 1)) AS uid, \(dialect.placeholder(binds.count)) AS value"
+        }
+        return CompiledQuery(
+            sql: "SELECT uid, value FROM (\(rows.joined(separator: " UNION ALL ")))\(dialect.derivedTableAlias("v")) ORDER BY \(dialect.byteOrdered("uid"))",
+            binds: binds)
+    }
+
+    static let traitPair = PairName(key: "plan_value", destination: "outbox")
+
+    static func traitMaker(now: Int64) -> OutboxMessageMaker {
+        OutboxMessageMaker(key: traitPair.key, kind: .computedTrait, destination: destination, spaceID: "spa", now: now)
+    }
+
+    /// Diffs the computed trait `values` and writes its run; returns the diff and the run's pending messages.
+    static func traitRun(_ store: any Store, _ values: [(String, String)], now: Int64) async throws
+        -> (PairDiff, WrittenRun, [OutboundMessage])
+    {
+        let diff = try await store.stageDiff(
+            DiffRequest(pair: traitPair, kind: .computedTrait, members: Self.values(values, store), sampleSize: 10))
+        let run = try #require(
+            try await store.writeRun(
+                OutboxRun(
+                    pair: traitPair, startedAt: now, firstSync: false, changes: .stagedDiff, messages: traitMaker(now: now))))
+        return (diff, run, try await store.pendingMessages(traitPair, after: 0, limit: 100))
+    }
+
+    /// A computed trait's diff: new values enter, changed ones change, gone ones are sent as null;
+    /// the values are the messages' traits, as the maker writes them.
+    @Test(arguments: StoreKind.keepingSyncState)
+    func aComputedTraitSendsNewChangedAndGoneValues(kind: StoreKind) async throws {
+        try await kind.withStore { store, _ async throws in
+            let (first, _, sent) = try await Self.traitRun(store, [("u1", "1"), ("u2", #""pro""#)], now: ingestNow)
+            #expect(first.counts.entered == 2 && first.counts.members == 2)
+            try await store.acknowledge(Self.traitPair, after: 0, through: try #require(sent.last).id, count: 2)
+            #expect(try await store.snapshotHoldsValuesOtherThanTrue(key: Self.traitPair.key))
+
+            let (diff, run, messages) = try await Self.traitRun(
+                store, [("u2", #""max""#), ("u3", #"{"a":[1,2.5]}"#)], now: ingestNow + Self.day)
+            #expect(diff.counts == PairCounts(members: 2, synced: 2, entered: 1, exited: 1, changed: 1, unchanged: 0, pending: 0))
+            #expect(diff.sample[.exited] == ["u1"] && diff.sample[.changed] == ["u2"] && diff.sample[.entered] == ["u3"])
+            let changes = try await store.stagedChanges(from: 0, limit: 10)
+            #expect(changes.map(\.value) == ["null", #""max""#, #"{"a":[1,2.5]}"#])
+            #expect(changes.map(\.removes) == [true, false, false])
+            let expected = try changes.map {
+                try Self.traitMaker(now: ingestNow + Self.day).message(userId: $0.userId, value: $0.value, runId: run.runId)
+            }
+            #expect(messages.map(\.body) == expected.map(\.body))
+            #expect(messages.map(\.messageId) == expected.map(\.messageId))
+            try await store.acknowledge(Self.traitPair, after: sent[1].id, through: messages[2].id, count: 3)
+            #expect(try await store.snapshotSizes() == [PairSize(pair: Self.traitPair, count: 2)])
+            // Nothing changed since: nothing to send.
+            let (again, _, _) = try await Self.traitRun(
+                store, [("u2", #""max""#), ("u3", #"{"a":[1,2.5]}"#)], now: ingestNow + 2 * Self.day)
+            #expect(again.counts.changes == 0 && again.counts.unchanged == 2 && again.counts.synced == 2)
+        }
+    }
+
+    /// A message that can never be sent (over 32 KB) is written as failed, returned, never
+    /// delivered nor applied: the next diff has it again.
+    @Test(arguments: StoreKind.keepingSyncState)
+    func aMessageThatCannotBeSentIsWrittenAsFailedAndStaysOutOfTheSnapshot(kind: StoreKind) async throws {
+        try await kind.withStore { store, _ async throws in
+            let huge = "\"" + String(repeating: "x", count: 40_000) + "\""
+            let (_, run, pending) = try await Self.traitRun(store, [("u1", "1"), ("u2", huge)], now: ingestNow)
+            #expect(run.invalid.map(\.userId) == ["u2"])
+            #expect(pending.map(\.userId) == ["u1"])
+            try await store.acknowledge(Self.traitPair, after: 0, through: pending[0].id, count: 1)
+            try await store.finishRun(run.runId, durationMilliseconds: nil)
+            #expect(try await store.lastRun(Self.traitPair) == RunSummary(outcome: "partial", failed: 1))
+            #expect(try await store.snapshotSizes() == [PairSize(pair: Self.traitPair, count: 1)])
+            let again = try await store.stageDiff(
+                DiffRequest(
+                    pair: Self.traitPair, kind: .computedTrait, members: Self.values([("u1", "1"), ("u2", huge)], store),
+                    sampleSize: 10))
+            #expect(again.counts.entered == 1 && again.sample[.entered] == ["u2"] && again.counts.unchanged == 1)
+        }
+    }
+
+    /// Messages not yet acknowledged are read back, by another connection too, with the bytes and
+    /// messageIds they were written with: a resend is the same messages.
+    @Test(arguments: StoreKind.keepingSyncState)
+    func aResendIsTheSameMessagesWithTheSameMessageIds(kind: StoreKind) async throws {
+        try await kind.withStore { store, directory async throws in
+            _ = try await Self.write(
+                try Self.stage(["u1", "u2", "u3"].enumerated().map { Self.track("m\($0.offset)", user: $0.element) }, in: directory),
+                to: store)
+            _ = try await Self.syncRun(store, now: ingestNow, firstSync: true)
+            let written = try await store.pendingMessages(Self.pair, after: 0, limit: 10)
+            // The first batch acknowledged, the second lost on its way (nothing recorded).
+            try await store.acknowledge(Self.pair, after: 0, through: written[0].id, count: 1)
+            let resent = try await kind.withReadOnly(store) { (reader: any Store) async throws in
+                try await reader.pendingMessages(Self.pair, after: 0, limit: 10)
+            }
+            #expect(resent == Array(written.dropFirst()))
+            #expect(try await store.pendingPairs() == [Self.pair])
+            // A later diff lays the pending work over the snapshot: nothing new to send.
+            let (diff, _) = try await Self.syncRun(store, now: ingestNow + 1, firstSync: false)
+            #expect(diff.counts.pending == 2 && diff.counts.synced == 1 && diff.counts.changes == 0)
+        }
+    }
+
+    /// Messages recorded one by one are applied in their order: the last of a user is in force.
+    @Test(arguments: StoreKind.keepingSyncState)
+    func recordedMessagesApplyInOrder(kind: StoreKind) async throws {
+        try await kind.withStore { store, directory async throws in
+            _ = try await Self.write(
+                try Self.stage(["u1", "u2"].enumerated().map { Self.track("m\($0.offset)", user: $0.element) }, in: directory),
+                to: store)
+            _ = try await Self.syncRun(store, now: ingestNow, firstSync: true)
+            // u1 leaves before its entry is delivered: its exit is queued behind it.
+            let diff = try await store.stageDiff(
+                DiffRequest(pair: Self.pair, kind: .audience, members: Self.everyoneBut("u1", store), sampleSize: 10))
+            #expect(diff.counts.exited == 1 && diff.counts.unchanged == 1 && diff.counts.pending == 2)
+            _ = try await store.writeRun(
+                OutboxRun(
+                    pair: Self.pair, startedAt: ingestNow + 1, firstSync: false, changes: .stagedDiff,
+                    messages: Self.maker(now: ingestNow + 1)))
+            let pending = try await store.pendingMessages(Self.pair, after: 0, limit: 10)
+            #expect(pending.map(\.userId) == ["u1", "u2", "u1"])
+            try await store.record(pending.map { MessageOutcome(id: $0.id, result: .acknowledged) }, at: ingestNow + 2)
+            #expect(try await store.pendingCount(Self.pair) == 0)
+            #expect(try await store.snapshotSizes() == [PairSize(pair: Self.pair, count: 1)])
+            let after = try await store.stageDiff(
+                DiffRequest(pair: Self.pair, kind: .audience, members: Self.everyoneBut("u1", store), sampleSize: 10))
+            #expect(after.counts.changes == 0 && after.counts.synced == 1)
         }
     }
 

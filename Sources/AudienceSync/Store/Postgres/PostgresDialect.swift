@@ -8,8 +8,8 @@
 ///   (jsonb keeps `5.0` as written), else `real`; a boolean is `true` or `false`.
 /// - Numbers are read as `numeric`, compared by value with the bound literals; strings are
 ///   compared and ordered by their UTF-8 bytes (`COLLATE "C"`; the store's text columns are "C").
-/// - A number becomes JSON without trailing zeros of its scale (`trim_scale`), so that an average
-///   of 2 and 4 is `3`, as a reader of the value expects, not `3.0000000000000000`.
+/// - A computed number is spelled as SQLite spells it (`jsonOfNumber`): an average of 2 and 4 is
+///   `3.0`, not `3.0000000000000000`.
 public struct PostgresDialect: SQLDialect {
     public init() {}
 
@@ -67,7 +67,16 @@ public struct PostgresDialect: SQLDialect {
     public func jsonTextNumber(_ json: String) -> String { number("(\(json))::jsonb") }
     public func jsonTextString(_ json: String) -> String { string("(\(json))::jsonb") }
 
-    public func jsonOfNumber(_ number: String) -> String { "(to_jsonb(trim_scale((\(number))::numeric))::text)" }
+    /// A number as SQLite's JSON spells it, so that both stores send the same text (and the same
+    /// messageIds, which hash it): a whole number of scale 0 as an integer (`49`); any other as a
+    /// double in its shortest form, with `.0` when it would look whole (`49.0`, `3.5`), as
+    /// SQLite's real numbers are written (its `avg` is always real, PostgreSQL's is a `numeric`
+    /// of scale 16).
+    public func jsonOfNumber(_ number: String) -> String {
+        let value = "((\(number))::numeric)"
+        let double = "((\(value))::float8::text)"
+        return "(CASE WHEN scale(\(value)) = 0 THEN \(value)::text WHEN \(double) ~ '[.eEn]' THEN \(double) ELSE \(double) || '.0' END)"
+    }
     public func jsonArrayAggregate(_ jsonText: String) -> String { "jsonb_agg((\(jsonText))::jsonb)" }
 
     public func typeIs(_ type: String, _ types: [JSONTypeName]) -> String {

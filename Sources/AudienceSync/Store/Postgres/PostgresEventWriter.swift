@@ -298,7 +298,12 @@ actor PostgresEventWriter: EventWriter {
             buffer.writeStaticString("\\N")
             return
         }
-        let bytes = UnsafeRawBufferPointer(rebasing: arena[range])
+        appendText(UnsafeRawBufferPointer(rebasing: arena[range]), to: &buffer)
+    }
+
+    /// `bytes` as one column of COPY's text format: backslash, tab, newline and carriage return
+    /// escaped (the sync state's outbox rows are written with it too).
+    static func appendText(_ bytes: UnsafeRawBufferPointer, to buffer: inout ByteBuffer) {
         guard bytes.contains(where: { $0 == 0x5C || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) else {
             buffer.writeBytes(bytes)
             return

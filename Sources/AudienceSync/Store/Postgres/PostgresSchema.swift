@@ -48,7 +48,82 @@ enum PostgresSchema {
             count bigint NOT NULL,
             PRIMARY KEY (source, day)
         );
-        """)
+        """),
+        // The sync state (SPEC §6), SQLite's migrations 2 to 4 in one, with PostgreSQL's types:
+        // times are epoch milliseconds (`bigint`), values JSON text, `removes` a boolean. Keys,
+        // destinations and user ids are `COLLATE "C"`: the diff's merge and every `ORDER BY` go by
+        // the bytes of user ids, as on SQLite.
+        // - `runs` and `outbox` take their ids from sequences (identity columns), which never go
+        //   back, even when the newest row is deleted or a transaction rolls back: a run id is never
+        //   reused (messageIds are derived from it), and an outbox row written after a delivery mark
+        //   always has a larger id than the mark (`outbox_marks`). The run ids' sequence has a name
+        //   of its own because `nextRunId` reads it.
+        // - The message text stays on its outbox row (SQLite moved it to `outbox_messages` so that
+        //   marking a row delivered rewrote a short row): acknowledging a batch moves its pair's
+        //   mark and rewrites no outbox row, and the rows are written once, by `COPY`.
+        // - `outbox_pending` finds the pending rows of a pair, `outbox_by_run` a run's rows (counts,
+        //   pruning); `outbox_states` shows each row with its effective state, as on SQLite.
+        statements(
+            """
+        CREATE TABLE snapshots (
+            key text COLLATE "C" NOT NULL,
+            destination text COLLATE "C" NOT NULL,
+            user_id text COLLATE "C" NOT NULL,
+            value text NOT NULL,
+            PRIMARY KEY (key, destination, user_id)
+        );
+        CREATE TABLE runs (
+            id bigint GENERATED ALWAYS AS IDENTITY (SEQUENCE NAME run_ids) PRIMARY KEY,
+            started_at bigint NOT NULL,
+            key text COLLATE "C" NOT NULL,
+            destination text COLLATE "C" NOT NULL,
+            first_sync boolean NOT NULL,
+            sent bigint NOT NULL DEFAULT 0,
+            failed bigint NOT NULL DEFAULT 0,
+            outcome text NOT NULL DEFAULT 'running' CHECK (outcome IN ('running', 'ok', 'partial', 'failed')),
+            duration_ms bigint
+        );
+        CREATE INDEX runs_by_pair ON runs (key, destination, id);
+        CREATE TABLE outbox (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            run_id bigint NOT NULL REFERENCES runs (id),
+            key text COLLATE "C" NOT NULL,
+            destination text COLLATE "C" NOT NULL,
+            user_id text COLLATE "C" NOT NULL,
+            value text NOT NULL,
+            removes boolean NOT NULL,
+            message_id text COLLATE "C" NOT NULL,
+            message text NOT NULL,
+            state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),
+            reason text,
+            created_at bigint NOT NULL,
+            updated_at bigint NOT NULL
+        );
+        CREATE INDEX outbox_pending ON outbox (key, destination, id) WHERE state = 'pending';
+        CREATE INDEX outbox_by_run ON outbox (run_id);
+        CREATE TABLE outbox_marks (
+            key text COLLATE "C" NOT NULL,
+            destination text COLLATE "C" NOT NULL,
+            through_id bigint NOT NULL,
+            PRIMARY KEY (key, destination)
+        );
+        CREATE TABLE pairs (
+            key text COLLATE "C" NOT NULL,
+            destination text COLLATE "C" NOT NULL,
+            last_synced_at bigint NOT NULL,
+            PRIMARY KEY (key, destination)
+        );
+        CREATE VIEW outbox_states AS
+        SELECT o.id, o.run_id, o.key, o.destination, o.user_id, o.value, o.removes, o.message_id,
+            CASE
+                WHEN o.state = 'pending' AND o.id <= coalesce(
+                    (SELECT m.through_id FROM outbox_marks m WHERE m.key = o.key AND m.destination = o.destination), 0)
+                THEN 'delivered'
+                ELSE o.state
+            END AS state,
+            o.reason, o.created_at, o.updated_at
+        FROM outbox o;
+        """),
     ]
 
     /// The statements of a migration written as one text, split at each `;` that ends a line.

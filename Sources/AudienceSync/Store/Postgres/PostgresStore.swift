@@ -1,5 +1,6 @@
 import Crypto
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import PostgresNIO
 
@@ -17,6 +18,8 @@ public final class PostgresStore: Store {
     public var textLimits: StoredTextLimits { .noNullOrLoneSurrogate }
     let client: PostgresClient
     let logger: Logger
+    /// The changes of the last diff (`stageDiff`), until the next one.
+    let stagedDiff = NIOLockedValueBox<PostgresStagedChanges?>(nil)
 
     public var location: String { target.description }
 

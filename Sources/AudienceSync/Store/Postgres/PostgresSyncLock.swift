@@ -20,15 +20,25 @@ extension PostgresStore {
                 guard taken else {
                     throw AudienceSyncError(.locked, "\(location): another sync holds the lock of this store")
                 }
+                // A query on a connection that has closed is never answered (postgres-nio drops it),
+                // so the lock is given back only while its connection is open; a closed one has
+                // lost the lock already.
                 do {
                     let result = try await body()
+                    guard !connection.isClosed else {
+                        throw AudienceSyncError(
+                            .store,
+                            "\(location): the connection holding the sync lock was lost during the sync, and the lock with it; another sync may have run meanwhile"
+                        )
+                    }
                     try await connection.query(
                         PostgresQuery(unsafeSQL: "SELECT pg_advisory_unlock($1)", binds: bindings), logger: logger)
                     return result
                 } catch {
-                    // A lost connection has lost the lock already; otherwise give it back.
-                    _ = try? await connection.query(
-                        PostgresQuery(unsafeSQL: "SELECT pg_advisory_unlock($1)", binds: bindings), logger: logger)
+                    if !connection.isClosed {
+                        _ = try? await connection.query(
+                            PostgresQuery(unsafeSQL: "SELECT pg_advisory_unlock($1)", binds: bindings), logger: logger)
+                    }
                     throw error
                 }
             }
