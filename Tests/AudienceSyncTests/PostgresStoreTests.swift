@@ -184,7 +184,10 @@ import Testing
             let directory = try TemporaryDirectory()
             let file = try directory.write("events.ndjson", lines.joined(separator: "\n") + "\n")
             _ = try await Ingester(sink: store, options: IngestOptions(now: ingestNow), logger: Self.silent).run([file])
-            _ = try await store.withConnection { connection in try await connection.query("ANALYZE", logger: Self.silent) }
+            // This store's tables only: other tests drop their schemas meanwhile.
+            _ = try await store.withConnection { connection in
+                try await connection.query("ANALYZE events, identity_links, users", logger: Self.silent)
+            }
             let definitions = try DefinitionLoadingTests.load(
                 ["buyers.yml": "name: Buyers\ncondition:\n  performed: Order Completed\n"])
             var compiler = QueryCompiler(definitions: definitions, dialect: store.dialect, now: ingestNow)
