@@ -12,6 +12,10 @@ enum BenchStage: String, CaseIterable {
     /// Diff and deliver build a store of their own (`SyncRun`).
     var needsDatabase: Bool { self == .ingest || self == .compute }
 
+    /// Whether the stage needs the sync state (snapshots, outbox, runs), which only the SQLite
+    /// store keeps for now: these stages are refused with `--store`.
+    var needsSyncState: Bool { self == .diff || self == .deliver }
+
     /// `ingest,compute` → the stages, in run order, without repeats.
     static func parseList(_ text: String) throws -> [BenchStage] {
         var chosen = Set<BenchStage>()
