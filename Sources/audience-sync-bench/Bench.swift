@@ -43,6 +43,18 @@ struct Bench: AsyncParsableCommand {
             valueName: "file"))
     var db: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Run ingest and compute on this PostgreSQL database (postgres://USER@HOST:PORT/DB; the password from "
+                + "$PGPASSWORD) instead of an SQLite file.",
+            valueName: "url"))
+    var store: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "The schema of --store the stages use; an ingest drops and recreates it.", valueName: "name"))
+    var storeSchema = "audience_sync_bench"
+
     @Option(help: ArgumentHelp("Ingest this NDJSON file instead of generating events.", valueName: "file"))
     var input: String?
 
@@ -187,6 +199,7 @@ struct Bench: AsyncParsableCommand {
         }
         let requested = try BenchStage.parseList(stages)
         if requested.contains(.serve) { _ = try serveOptions }
+        try validateStore(requested)
         if let db, !FileManager.default.fileExists(atPath: db), !requested.contains(.ingest) {
             throw ValidationError("--db '\(db)' does not exist: add ingest to --stages to create it.")
         }
@@ -220,31 +233,41 @@ struct Bench: AsyncParsableCommand {
         var report = BenchReport(users: userCount, events: events, seed: seed)
         report.stages = requested.map(\.rawValue)
 
-        // The database the stages run on: a reused --db, or one made from generated events.
-        let databasePath = db ?? workFolder.file("bench.sqlite3")
-        let reused = db != nil && FileManager.default.fileExists(atPath: databasePath)
+        // The store the stages run on: a reused --db, one made from generated events, or --store's
+        // schema (reused unless ingest is a stage).
+        let location = try storeLocation(workFolder)
+        report.store = location.kind
+        let reused: Bool
+        switch location {
+        case .sqlite(let path): reused = db != nil && FileManager.default.fileExists(atPath: path)
+        case .postgres: reused = !requested.contains(.ingest)
+        }
         if reused {
             if requested.contains(.ingest) {
-                Progress.note("ingest: skipped, reusing the existing database \(databasePath)")
+                Progress.note("ingest: skipped, reusing the existing database \(db ?? "")")
             }
-            let store = try await SQLiteStore(path: databasePath, access: .readOnly)
-            report.events = try await store.eventCount()
-            report.users = try await store.userCount()
-            report.databaseBytes = DatabaseFiles.size(of: databasePath)
+            try await location.withStore(access: .readOnly, logger: SQLiteStore.silentLogger) { store in
+                report.events = try await store.eventCount()
+                report.users = try await store.userCount()
+            }
+            report.databaseBytes = try await location.bytes()
         } else if requested.contains(where: \.needsDatabase) {
             let run = IngestRun(
                 users: userCount, events: events, seed: seed, now: end, input: input,
-                workFolder: workFolder, databasePath: databasePath)
+                workFolder: workFolder, location: location)
             try await run.measure(into: &report, reportIngest: requested.contains(.ingest))
             if input != nil {
                 // An --input file's users are whoever it names, not events / 20.
-                report.users = try await SQLiteStore(path: databasePath, access: .readOnly).userCount()
+                report.users = try await location.withStore(access: .readOnly, logger: SQLiteStore.silentLogger) {
+                    try await $0.userCount()
+                }
             }
         }
+        report.storeSettings = try await location.serverSettings()
 
         if requested.contains(.compute) {
             let run = ComputeRun(
-                definitionsPath: definitions, configurationPath: configurationPath, databasePath: databasePath,
+                definitionsPath: definitions, configurationPath: configurationPath, location: location,
                 now: end, showQueryPlans: queryPlans)
             try await run.measure(into: &report)
         }
@@ -288,5 +311,30 @@ struct Bench: AsyncParsableCommand {
 
         report.peakResidentMebibytes = ProcessFigures.peakResidentMebibytes()
         FileHandle.standardOutput.write(Data((report.json.jsonString + "\n").utf8))
+    }
+
+    /// `--store` with what it cannot go with: a `--db`, or a stage that needs the sync state.
+    private func validateStore(_ requested: [BenchStage]) throws {
+        guard let store else { return }
+        guard db == nil else { throw ValidationError("--store and --db name two stores: give one of them.") }
+        do {
+            _ = try PostgresLocation(url: store, schema: storeSchema)
+        } catch {
+            throw ValidationError("--store/--store-schema: \(error)")
+        }
+        let refused = requested.filter(\.needsSyncState).map(\.rawValue)
+        guard refused.isEmpty else {
+            throw ValidationError(
+                "--store: the \(refused.joined(separator: ", ")) stage\(refused.count > 1 ? "s need" : " needs") "
+                    + "a sync store the benchmark builds itself, on SQLite only for now; run --stages ingest,compute "
+                    + "with --store, and those stages without it.")
+        }
+    }
+
+    /// `--store` (its password from `$PGPASSWORD`, as libpq reads it), else the SQLite file: `--db`, or
+    /// `bench.sqlite3` in the work folder.
+    private func storeLocation(_ workFolder: WorkFolder) throws -> StoreLocation {
+        guard let store else { return .sqlite(path: db ?? workFolder.file("bench.sqlite3")) }
+        return .postgres(try PostgresLocation(url: store, schema: storeSchema))
     }
 }

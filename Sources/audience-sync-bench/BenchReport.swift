@@ -60,6 +60,10 @@ struct BenchReport {
     var peakResidentBeforeIngestMebibytes: Double?
     var ingestSeconds: Double?
     var ingestSummary: IngestSummary?
+    /// The store the ingest and compute stages ran on: `sqlite` or `postgresql`.
+    var store = "sqlite"
+    /// For PostgreSQL, the server's version and settings that bear on the figures; else null.
+    var storeSettings: JSONValue = .null
 
     init(users: Int, events: Int, seed: UInt64) {
         self.users = users
@@ -128,6 +132,8 @@ struct BenchReport {
             "serve": serveDetail ?? .null,
             "build": .string(Self.build),
             "machine": ProcessFigures.machine,
+            "store": .string(store),
+            "postgres_settings": storeSettings,
         ])
     }
 

@@ -16,6 +16,10 @@ enum BenchStage: String, CaseIterable {
     /// Diff, deliver and serve build a store of their own (`SyncRun`, `ServeRun`).
     var needsDatabase: Bool { self == .ingest || self == .compute }
 
+    /// Whether the stage builds a sync store of its own (snapshots, outbox, runs), which the
+    /// benchmark makes on SQLite only for now: these stages are refused with `--store`.
+    var needsSyncState: Bool { self == .diff || self == .deliver || self == .serve }
+
     /// `ingest,compute` → the stages, in run order, without repeats.
     static func parseList(_ text: String) throws -> [BenchStage] {
         var chosen = Set<BenchStage>()

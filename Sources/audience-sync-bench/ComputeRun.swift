@@ -11,7 +11,8 @@ struct ComputeRun {
     /// The definitions folder and the configuration naming the destinations they may use.
     var definitionsPath: String
     var configurationPath: String
-    var databasePath: String
+    /// The store: an SQLite file, or a PostgreSQL schema (`--store`).
+    var location: StoreLocation
     /// Evaluation time, epoch milliseconds.
     var now: Int64
     /// Print the SQL and query plan of the engine and of the baseline for every definition on standard error.
@@ -23,7 +24,14 @@ struct ComputeRun {
         report.peakResidentBeforeComputeMebibytes = ProcessFigures.peakResidentMebibytes()
         let configuration = try Configuration.load(file: configurationPath)
         let definitions = try DefinitionSet.load(directory: definitionsPath, configuration: configuration)
-        let store = try await SQLiteStore(path: databasePath, access: .readOnly)
+        try await location.withStore(access: .readOnly, logger: SQLiteStore.silentLogger) { store in
+            try await measure(definitions, on: store, into: &report)
+        }
+    }
+
+    private func measure(
+        _ definitions: DefinitionSet, on store: any MembershipSource, into report: inout BenchReport
+    ) async throws {
         let engine = MembershipEngine(source: store, definitions: definitions)
         Progress.note(
             "compute: \(definitions.definitions.count) definitions from \(definitionsPath), "
@@ -61,7 +69,8 @@ struct ComputeRun {
             }
             if showQueryPlans {
                 let engineQuery = try engine.statement(key: key, now: now)
-                for (whose, query) in [("the engine", engineQuery), ("the baseline", baseline.query(now: now))] {
+                let baselineQuery = baseline.query(now: now, dialect: store.dialect)
+                for (whose, query) in [("the engine", engineQuery), ("the baseline", baselineQuery)] {
                     Progress.note("\(key), SQL of \(whose):\n\(query.sql)\nquery plan:\n" + (try await store.plan(query)))
                 }
             }
@@ -86,13 +95,14 @@ struct ComputeRun {
     }
 
     /// Runs a baseline query into the same shape as the engine's result.
-    private func run(_ baseline: Baseline, on store: SQLiteStore) async throws -> ComputeResult {
+    private func run(_ baseline: Baseline, on store: any MembershipSource) async throws -> ComputeResult {
+        let query = baseline.query(now: now, dialect: store.dialect)
         switch baseline.kind {
         case .audience:
-            return .members(try await store.memberIDs(baseline.query(now: now)))
+            return .members(try await store.memberIDs(query))
         case .computedTrait:
             var values: [String: Literal] = [:]
-            for row in try await store.rows(baseline.query(now: now)) {
+            for row in try await store.rows(query) {
                 guard let uid = row.first?.string else { continue }
                 switch row[1] {
                 case .integer(let value): values[uid] = .integer(value)
@@ -136,9 +146,9 @@ enum ComputeResult {
     }
 
     /// Nil when `expected` holds the same members, or the same users with the same values; else
-    /// what differs. Numbers of the same type are equal when they agree to 12 significant digits:
-    /// the engine hands values over as JSON text (15 significant digits), and a sum of doubles
-    /// depends on the order SQLite adds them in.
+    /// what differs. Numbers are equal when they agree to 12 significant digits: the engine hands
+    /// values over as JSON text (15 significant digits; on PostgreSQL a whole sum is written as an
+    /// integer), and a sum of doubles depends on the order SQLite adds them in.
     func difference(from expected: ComputeResult) -> String? {
         switch (self, expected) {
         case (.members(let engine), .members(let baseline)):
@@ -167,6 +177,8 @@ enum ComputeResult {
         switch (a, b) {
         case (.double(let x), .double(let y)):
             return x == y || abs(x - y) <= 1e-12 * max(abs(x), abs(y))
+        case (.integer(let x), .double), (.double, .integer(let x)):
+            return same(.double(Double(x)), a == .integer(x) ? b : a)
         default:
             return a == b
         }

@@ -3,8 +3,8 @@ import Foundation
 import Logging
 
 /// The ingest stage: generate NDJSON to a file (timed on its own), then ingest that file with the
-/// real `Ingester` into a fresh database, timed from the ingester's creation to the end of its
-/// final commit.
+/// real `Ingester` into a fresh store (an SQLite file, or a PostgreSQL schema dropped and made
+/// again), timed from the ingester's creation to the end of its final commit.
 struct IngestRun {
     var users: Int
     var events: Int
@@ -14,7 +14,7 @@ struct IngestRun {
     /// An NDJSON file to ingest instead of generating one.
     var input: String?
     var workFolder: WorkFolder
-    var databasePath: String
+    var location: StoreLocation
 
     /// Makes the database; `reportIngest` false makes it as setup for later stages, without ingest figures.
     func measure(into report: inout BenchReport, reportIngest: Bool = true) async throws {
@@ -33,25 +33,21 @@ struct IngestRun {
         }
         report.peakResidentBeforeIngestMebibytes = ProcessFigures.peakResidentMebibytes()
 
-        for file in [databasePath, databasePath + "-wal", databasePath + "-shm"] {
-            try? FileManager.default.removeItem(atPath: file)
-        }
-        let summary: IngestSummary
-        let seconds: Double
-        do {
-            let store = try await SQLiteStore(path: databasePath)
+        try await location.removeAll()
+        let logger = Logger(label: "audience-sync-bench", factory: { _ in SwiftLogNoOpLogHandler() })
+        let (summary, seconds) = try await location.withStore(access: .readWrite, logger: logger) { store in
             let clock = ContinuousClock()
             let started = clock.now
             let ingester = try Ingester(
                 sink: store,
                 options: IngestOptions(now: now),
-                logger: Logger(label: "audience-sync-bench", factory: { _ in SwiftLogNoOpLogHandler() }),
+                logger: logger,
                 progress: { progress in
                     let rate = progress.seconds > 0 ? Int(Double(progress.accepted) / progress.seconds) : 0
                     Progress.note("ingest: \(progress.lines) lines, \(progress.accepted) stored, \(rate) events/s")
                 })
-            summary = try await ingester.run([path])
-            seconds = started.duration(to: clock.now).inSeconds
+            let summary = try await ingester.run([path])
+            return (summary, started.duration(to: clock.now).inSeconds)
         }
         // The store is closed here, so its size is the size at rest.
         let rate = seconds > 0 ? Double(summary.accepted) / seconds : 0
@@ -59,7 +55,13 @@ struct IngestRun {
         if summary.rejected > 0 || summary.duplicates > 0 {
             Progress.note("ingest: \(summary.rejected) rejected, \(summary.duplicates) duplicates")
         }
-        report.databaseBytes = DatabaseFiles.size(of: databasePath)
+        if case .postgres = location {
+            let clock = ContinuousClock()
+            let started = clock.now
+            try await location.analyze()
+            Progress.note("ingest: ANALYZE (untimed) in \(format(started.duration(to: clock.now).inSeconds)) s")
+        }
+        report.databaseBytes = try await location.bytes()
         if input != nil { report.events = summary.lines }
         guard reportIngest else { return }
         report.ingestSummary = summary

@@ -1,3 +1,4 @@
+import AudienceSync
 import Foundation
 import Testing
 
@@ -136,6 +137,63 @@ import Testing
         #expect(errors.contains("the baseline SQL for 'nps_detractors' does not give the engine's result"))
     }
 
+    /// `--store`: ingest and compute on PostgreSQL, the baseline in PostgreSQL's SQL checked against
+    /// the engine, in a schema of the test server (`AUDIENCE_SYNC_TEST_POSTGRES_URL`) dropped afterwards.
+    /// Skipped with a printed reason without a server, unless `AUDIENCE_SYNC_TEST_POSTGRES_REQUIRED=1`.
+    @Test func ingestAndComputeStagesRunOnPostgreSQL() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        guard let url = environment["AUDIENCE_SYNC_TEST_POSTGRES_URL"], !url.isEmpty else {
+            let reason = "no PostgreSQL server: AUDIENCE_SYNC_TEST_POSTGRES_URL is not set "
+                + "(run the tests under scripts/postgres-test-server.sh run -- swift test)"
+            if environment["AUDIENCE_SYNC_TEST_POSTGRES_REQUIRED"] == "1" {
+                Issue.record(Comment(rawValue: reason))
+            } else {
+                print("skipping the benchmark on PostgreSQL: \(reason)")
+            }
+            return
+        }
+        let password = environment["AUDIENCE_SYNC_TEST_POSTGRES_PASSWORD"] ?? ""
+        let schema = "bench_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let location = try PostgresLocation(
+            url: url, password: Secret(.environment("AUDIENCE_SYNC_TEST_POSTGRES_PASSWORD")), schema: schema)
+        let definitions = (repositoryRoot as NSString).appendingPathComponent("fixtures/demo/audiences")
+        let arguments = [
+            "--store", url, "--store-schema", schema, "--events", "20000", "--stages", "ingest,compute",
+            "--definitions", definitions,
+        ]
+        let (status, output, errors) = try Self.run(arguments, environment: ["PGPASSWORD": password])
+        try await PostgresStore.withStore(location) { store in
+            _ = try await store.rows(CompiledQuery(sql: "DROP SCHEMA \"\(schema)\" CASCADE", binds: []))
+        }
+        #expect(status == 0, "stderr: \(errors)")
+        let object = try JSONSerialization.jsonObject(with: output) as? [String: Any]
+        let figures = try #require(object, "stdout is not one JSON object: \(String(decoding: output, as: UTF8.self))")
+        #expect(figures["store"] as? String == "postgresql")
+        #expect((figures["ingest_events_per_s"] as? Double ?? 0) > 0)
+        #expect((figures["ingest"] as? [String: Any])?["accepted"] as? Int == 20000)
+        #expect((figures["db_bytes"] as? Int ?? 0) > 0)
+        #expect((figures["peak_rss_mb"] as? Double ?? 0) > 0)
+        #expect((figures["postgres_settings"] as? [String: Any])?["shared_buffers"] is String)
+        for timings in ["compute_s", "baseline_sql_s"] {
+            let seconds = figures[timings] as? [String: Any]
+            for key in Self.demoKeys + ["total"] {
+                #expect(seconds?[key] is Double, "\(timings) has no figure for \(key)")
+            }
+        }
+        #expect(((figures["compute_rows"] as? [String: Any])?["order_completed_last_30days"] as? Int ?? 0) > 0)
+        #expect(figures["baseline_matches"] as? Bool == true)
+    }
+
+    /// The sync state is not on PostgreSQL yet: the stages that need it are refused before anything runs.
+    @Test func syncStagesOnPostgreSQLAreAUsageError() async throws {
+        let (status, output, errors) = try Self.run([
+            "--store", "postgres://bench@127.0.0.1:1/bench", "--stages", "ingest,diff,deliver",
+        ])
+        #expect(status == 64)
+        #expect(output.isEmpty)
+        #expect(errors.contains("the diff, deliver stages need the sync state"))
+    }
+
     @Test func computeWithoutItsDefinitionsIsAUsageError() async throws {
         let (status, output, errors) = try Self.run([
             "--events", "10", "--stages", "compute", "--definitions", "/nonexistent/audiences",
@@ -166,11 +224,15 @@ import Testing
         #endif
     }
 
-    /// Runs `audience-sync-bench` with `arguments`: its exit status, standard output and standard error.
-    static func run(_ arguments: [String]) throws -> (status: Int32, output: Data, errors: String) {
+    /// Runs `audience-sync-bench` with `arguments` (and `environment` over this process's): its exit
+    /// status, standard output and standard error.
+    static func run(
+        _ arguments: [String], environment: [String: String] = [:]
+    ) throws -> (status: Int32, output: Data, errors: String) {
         let process = Process()
         process.executableURL = productsDirectory.appendingPathComponent("audience-sync-bench")
         process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         // Standard error goes to a file, so that neither stream can fill a pipe and block the child.
         let errorsPath = (NSTemporaryDirectory() as NSString)
             .appendingPathComponent("audience-sync-bench-stderr-\(UUID().uuidString)")
