@@ -184,14 +184,14 @@ import Testing
         #expect(figures["baseline_matches"] as? Bool == true)
     }
 
-    /// The sync state is not on PostgreSQL yet: the stages that need it are refused before anything runs.
+    /// The stages that build their own sync store do so on SQLite only: with --store they are refused before anything runs.
     @Test func syncStagesOnPostgreSQLAreAUsageError() async throws {
         let (status, output, errors) = try Self.run([
             "--store", "postgres://bench@127.0.0.1:1/bench", "--stages", "ingest,diff,deliver",
         ])
         #expect(status == 64)
         #expect(output.isEmpty)
-        #expect(errors.contains("the diff, deliver stages need the sync state"))
+        #expect(errors.contains("the diff, deliver stages need a sync store the benchmark builds itself"))
     }
 
     @Test func computeWithoutItsDefinitionsIsAUsageError() async throws {
