@@ -259,22 +259,9 @@ struct LineStager: Sendable {
                     file: file, line: line, reason: "'batch' must be an array of messages (got \(batchMember.kind))"),
                 input: bytes, into: &batch)
         }
-        var defaults = EnvelopeDefaults()
-        for member in members {
-            if JSONScanner.key(member, in: bytes, equals: "context"), member.kind != .null {
-                defaults.context = member
-            } else if JSONScanner.key(member, in: bytes, equals: "sentAt"), member.kind != .null {
-                let inner = (member.value.lowerBound + 1)..<(member.value.upperBound - 1)
-                guard member.kind == .string, let time = Timestamp.parse(UnsafeBufferPointer(rebasing: bytes[inner]))
-                else {
-                    return reject(
-                        IngestError(
-                            file: file, line: line, reason: "the envelope's 'sentAt' is not an ISO-8601 time with a zone"),
-                        input: bytes, into: &batch)
-                }
-                defaults.sentAt = member
-                defaults.sentAtTime = time
-            }
+        guard let defaults = EnvelopeDefaults(members: members, in: bytes) else {
+            return reject(
+                IngestError(file: file, line: line, reason: EnvelopeDefaults.invalidSentAt), input: bytes, into: &batch)
         }
         // The scanner has validated the whole line, so these cannot fail.
         let elements = (try? JSONScanner.elements(of: batchMember.value, in: bytes)) ?? []

@@ -32,6 +32,25 @@ struct EnvelopeDefaults {
     /// `"sentAt": "..."` as it appears in the envelope.
     var sentAt: JSONMember?
     var sentAtTime: Int64?
+
+    /// The defaults of a batch envelope whose top-level members are `members` (its `context` and
+    /// `sentAt`; null counts as absent); nil when `sentAt` is not an ISO-8601 time with a zone.
+    /// Ingest and the collection endpoint read envelopes with this one reader.
+    init?(members: [JSONMember], in bytes: UnsafeBufferPointer<UInt8>) {
+        for member in members {
+            if JSONScanner.key(member, in: bytes, equals: "context"), member.kind != .null {
+                context = member
+            } else if JSONScanner.key(member, in: bytes, equals: "sentAt"), member.kind != .null {
+                let inner = (member.value.lowerBound + 1)..<(member.value.upperBound - 1)
+                guard member.kind == .string, let time = Timestamp.parse(UnsafeBufferPointer(rebasing: bytes[inner]))
+                else { return nil }
+                sentAt = member
+                sentAtTime = time
+            }
+        }
+    }
+
+    static let invalidSentAt = "the envelope's 'sentAt' is not an ISO-8601 time with a zone"
 }
 
 /// How the collection endpoint receives a message (SPEC §11.1): when, by which route, and how large

@@ -159,19 +159,8 @@ struct RequestStager: Sendable {
             else {
                 throw UnusableBody(reason: "the body must be a batch envelope with an array 'batch'")
             }
-            var defaults = EnvelopeDefaults()
-            for member in members {
-                if JSONScanner.key(member, in: bytes, equals: "context"), member.kind != .null {
-                    defaults.context = member
-                } else if JSONScanner.key(member, in: bytes, equals: "sentAt"), member.kind != .null {
-                    let inner = (member.value.lowerBound + 1)..<(member.value.upperBound - 1)
-                    guard member.kind == .string, let time = Timestamp.parse(UnsafeBufferPointer(rebasing: bytes[inner]))
-                    else {
-                        throw UnusableBody(reason: "the envelope's 'sentAt' is not an ISO-8601 time with a zone")
-                    }
-                    defaults.sentAt = member
-                    defaults.sentAtTime = time
-                }
+            guard let defaults = EnvelopeDefaults(members: members, in: bytes) else {
+                throw UnusableBody(reason: EnvelopeDefaults.invalidSentAt)
             }
             for (index, element) in elements.enumerated() {
                 guard element.kind == .object else {
