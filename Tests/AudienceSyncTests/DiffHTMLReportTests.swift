@@ -32,33 +32,35 @@ import Testing
         #expect(html.contains("too &lt;big&gt;"))
     }
 
-    @Test func theDemoDiffHasEveryPairWithItsCountsAndNeedsNothingOutside() async throws {
-        let harness = try await SyncHarness()
-        try await harness.ingest("events.ndjson")
-        _ = try await harness.sync(now: demoNow)
-        try await harness.ingest("events-later.ndjson", now: demoLater)
-        let report = try await harness.syncer().dryRun(SyncSelection(force: true), now: demoLater)
-        let html = DiffHTMLReport.render(report)
-        #expect(html.hasPrefix("<!DOCTYPE html>"))
-        #expect(html.contains(Timestamp.format(demoLater)))
-        // Self-contained: no scripts, no external styles, images or fonts.
-        for forbidden in ["<script", "<link", "src=", "@import", "url(", "http://", "https://"] {
-            #expect(!html.contains(forbidden), "\(forbidden)")
+    @Test(arguments: StoreKind.keepingSyncState)
+    func theDemoDiffHasEveryPairWithItsCountsAndNeedsNothingOutside(kind: StoreKind) async throws {
+        try await SyncHarness.with(kind) { (harness: SyncHarness) async throws in
+            try await harness.ingest("events.ndjson")
+            _ = try await harness.sync(now: demoNow)
+            try await harness.ingest("events-later.ndjson", now: demoLater)
+            let report = try await harness.syncer().dryRun(SyncSelection(force: true), now: demoLater)
+            let html = DiffHTMLReport.render(report)
+            #expect(html.hasPrefix("<!DOCTYPE html>"))
+            #expect(html.contains(Timestamp.format(demoLater)))
+            // Self-contained: no scripts, no external styles, images or fonts.
+            for forbidden in ["<script", "<link", "src=", "@import", "url(", "http://", "https://"] {
+                #expect(!html.contains(forbidden), "\(forbidden)")
+            }
+            #expect(html.components(separatedBy: "<section class=\"pair\"").count - 1 == report.pairs.count)
+            for pair in report.pairs {
+                let c = pair.counts
+                let marker =
+                    #"data-key="\#(pair.key)" data-destination="\#(pair.destination)" data-entered="\#(c.entered)" "#
+                    + #"data-exited="\#(c.exited)" data-changed="\#(c.changed)" data-unchanged="\#(c.unchanged)" "#
+                    + #"data-invalid="\#(pair.invalid)" data-pending="\#(c.pending)""#
+                #expect(html.contains(marker), "\(pair.key) → \(pair.destination)")
+            }
+            // EVENTS.md: u_kai and u_lea enter the detractors; u_ben leaves the engaged non-buyers.
+            let nps = try #require(html.range(of: #"data-key="nps_detractors" data-destination="outbox""#))
+            let section = String(html[nps.lowerBound...]).components(separatedBy: "</section>")[0]
+            #expect(section.contains("<code>u_kai</code> <code>u_lea</code>"))
+            #expect(section.contains("<div class=\"count\"><dd>5</dd><dt>Members now</dt></div>"))
+            #expect(html.contains("<code>u_ben</code>"))
         }
-        #expect(html.components(separatedBy: "<section class=\"pair\"").count - 1 == report.pairs.count)
-        for pair in report.pairs {
-            let c = pair.counts
-            let marker =
-                #"data-key="\#(pair.key)" data-destination="\#(pair.destination)" data-entered="\#(c.entered)" "#
-                + #"data-exited="\#(c.exited)" data-changed="\#(c.changed)" data-unchanged="\#(c.unchanged)" "#
-                + #"data-invalid="\#(pair.invalid)" data-pending="\#(c.pending)""#
-            #expect(html.contains(marker), "\(pair.key) → \(pair.destination)")
-        }
-        // EVENTS.md: u_kai and u_lea enter the detractors; u_ben leaves the engaged non-buyers.
-        let nps = try #require(html.range(of: #"data-key="nps_detractors" data-destination="outbox""#))
-        let section = String(html[nps.lowerBound...]).components(separatedBy: "</section>")[0]
-        #expect(section.contains("<code>u_kai</code> <code>u_lea</code>"))
-        #expect(section.contains("<div class=\"count\"><dd>5</dd><dt>Members now</dt></div>"))
-        #expect(html.contains("<code>u_ben</code>"))
     }
 }

@@ -292,20 +292,24 @@ func batchMessageIds(_ request: LoopbackReceiver.Request) throws -> [String] {
 /// The HTTP destinations driven by the syncer: what a refusal and an outage do to the outbox and
 /// the snapshot.
 @Suite struct HTTPSyncTests {
-    /// The demo harness with a `segment` destination pointing at `receiver`, its key in a file.
-    func makeHarness(_ receiver: LoopbackReceiver, maxRetries: Int = 2) async throws -> SyncHarness {
-        let harness = try await SyncHarness(
-            extraDestinations: """
-                  - name: segment
-                    type: segment
-                    write_key: file:keys/segment
-                    endpoint: http://127.0.0.1:\(receiver.port)/v1/batch
-                    max_retries: \(maxRetries)
-                    rate_limit: 10000
-                """)
-        try harness.directory.write("keys/segment", "\(HTTPDestinationTests.writeKey)\n")
-        try await harness.ingest("events.ndjson")
-        return harness
+    /// Runs `body` with the demo harness on a store of `kind` with a `segment` destination
+    /// pointing at `receiver`, its key in a file.
+    func withHarness(
+        _ kind: StoreKind, _ receiver: LoopbackReceiver, maxRetries: Int = 2, _ body: (SyncHarness) async throws -> Void
+    ) async throws {
+        let segment = """
+              - name: segment
+                type: segment
+                write_key: file:keys/segment
+                endpoint: http://127.0.0.1:\(receiver.port)/v1/batch
+                max_retries: \(maxRetries)
+                rate_limit: 10000
+            """
+        try await SyncHarness.with(kind, extraDestinations: segment) { (harness: SyncHarness) async throws in
+            try harness.directory.write("keys/segment", "\(HTTPDestinationTests.writeKey)\n")
+            try await harness.ingest("events.ndjson")
+            try await body(harness)
+        }
     }
 
     func sync(_ harness: SyncHarness, _ sleeps: RecordedSleeps, now: Int64) async throws -> SyncReport {
@@ -319,54 +323,56 @@ func batchMessageIds(_ request: LoopbackReceiver.Request) throws -> [String] {
     }
 
     func outboxStates(_ harness: SyncHarness) async throws -> [String] {
-        try await harness.rows(
-            "SELECT state || ':' || coalesce(reason, '') FROM outbox_states WHERE destination = 'segment' ORDER BY id"
-        ).compactMap { $0[0].string }
+        try await harness.outbox().filter { $0.pair.destination == "segment" }.map { "\($0.state):\($0.reason ?? "")" }
     }
 
-    @Test func aRefusedBatchIsFailedAndStaysOutOfTheSnapshot() async throws {
+    @Test(arguments: StoreKind.keepingSyncState)
+    func aRefusedBatchIsFailedAndStaysOutOfTheSnapshot(kind: StoreKind) async throws {
         try await LoopbackReceiver.with(replies: [.status(400, body: #"{"error":"bad batch"}"#)]) { receiver in
-            let harness = try await makeHarness(receiver)
-            let report = try await sync(harness, RecordedSleeps(), now: demoNow)
-            let pair = try #require(report.pairs.first)
-            #expect(pair.failed == 7 && pair.sent == 0 && pair.pending == 0)
-            #expect(report.hasFailures)
-            await #expect(try harness.snapshot("order_completed_last_30days", destination: "segment").isEmpty)
-            let states = try await outboxStates(harness)
-            #expect(states.count == 7)
-            #expect(states.allSatisfy { $0.hasPrefix("failed:") && $0.contains(#"HTTP 400 Bad Request: {"error":"bad batch"}"#) })
-            #expect(!states.joined().contains(HTTPDestinationTests.writeKey))
+            try await withHarness(kind, receiver) { (harness: SyncHarness) async throws in
+                let report = try await sync(harness, RecordedSleeps(), now: demoNow)
+                let pair = try #require(report.pairs.first)
+                #expect(pair.failed == 7 && pair.sent == 0 && pair.pending == 0)
+                #expect(report.hasFailures)
+                await #expect(try harness.snapshot("order_completed_last_30days", destination: "segment").isEmpty)
+                let states = try await outboxStates(harness)
+                #expect(states.count == 7)
+                #expect(states.allSatisfy { $0.hasPrefix("failed:") && $0.contains(#"HTTP 400 Bad Request: {"error":"bad batch"}"#) })
+                #expect(!states.joined().contains(HTTPDestinationTests.writeKey))
+            }
         }
     }
 
-    @Test func anOutageLeavesTheBatchPendingAndTheNextRunSendsTheSameMessages() async throws {
+    @Test(arguments: StoreKind.keepingSyncState)
+    func anOutageLeavesTheBatchPendingAndTheNextRunSendsTheSameMessages(kind: StoreKind) async throws {
         let outage: [LoopbackReceiver.Reply] = [.status(503), .status(500), .status(502)]
         try await LoopbackReceiver.with(replies: outage) { receiver in
-            let harness = try await makeHarness(receiver, maxRetries: 2)
-            let sleeps = RecordedSleeps()
-            let first = try await sync(harness, sleeps, now: demoNow)
-            let pair = try #require(first.pairs.first)
-            #expect(pair.pending == 7 && pair.failed == 0 && pair.sent == 0)
-            #expect(first.hasFailures)
-            #expect(sleeps.delays.count == 2)
-            await #expect(try harness.snapshot("order_completed_last_30days", destination: "segment").isEmpty)
-            await #expect(try outboxStates(harness).allSatisfy { $0 == "pending:" })
-            // The dry run lists the pending messages the next sync resumes, as it does for a file.
-            let dryRun = try await harness.syncer().dryRun(
-                SyncSelection(definitions: ["order_completed_last_30days"], destinations: ["segment"]),
-                now: demoNow + 60_000)
-            #expect(dryRun.messages.count == 7 && dryRun.pairs.first?.counts.pending == 7)
+            try await withHarness(kind, receiver, maxRetries: 2) { (harness: SyncHarness) async throws in
+                let sleeps = RecordedSleeps()
+                let first = try await sync(harness, sleeps, now: demoNow)
+                let pair = try #require(first.pairs.first)
+                #expect(pair.pending == 7 && pair.failed == 0 && pair.sent == 0)
+                #expect(first.hasFailures)
+                #expect(sleeps.delays.count == 2)
+                await #expect(try harness.snapshot("order_completed_last_30days", destination: "segment").isEmpty)
+                await #expect(try outboxStates(harness).allSatisfy { $0 == "pending:" })
+                // The dry run lists the pending messages the next sync resumes, as it does for a file.
+                let dryRun = try await harness.syncer().dryRun(
+                    SyncSelection(definitions: ["order_completed_last_30days"], destinations: ["segment"]),
+                    now: demoNow + 60_000)
+                #expect(dryRun.messages.count == 7 && dryRun.pairs.first?.counts.pending == 7)
 
-            let second = try await sync(harness, sleeps, now: demoNow + 60_000)
-            let resumed = try #require(second.pairs.first)
-            #expect(resumed.resumed == 7 && resumed.pending == 0)
-            #expect(!second.hasFailures)
-            await #expect(try harness.snapshot("order_completed_last_30days", destination: "segment").count == 7)
-            let requests = receiver.requests
-            #expect(requests.count == 4)
-            let sent = try batchMessageIds(requests[0])
-            #expect(sent.count == 7)
-            #expect(try batchMessageIds(requests[3]) == sent)
+                let second = try await sync(harness, sleeps, now: demoNow + 60_000)
+                let resumed = try #require(second.pairs.first)
+                #expect(resumed.resumed == 7 && resumed.pending == 0)
+                #expect(!second.hasFailures)
+                await #expect(try harness.snapshot("order_completed_last_30days", destination: "segment").count == 7)
+                let requests = receiver.requests
+                #expect(requests.count == 4)
+                let sent = try batchMessageIds(requests[0])
+                #expect(sent.count == 7)
+                #expect(try batchMessageIds(requests[3]) == sent)
+            }
         }
     }
 }

@@ -78,7 +78,9 @@ import Testing
         var changes: [Change] = []
         for (user, value) in current {
             if let old = base[user] {
-                if Array(old.utf8) == Array(value.utf8) { counts.unchanged += 1 } else {
+                if Array(old.utf8) == Array(value.utf8) {
+                    counts.unchanged += 1
+                } else {
                     counts.changed += 1
                     changes.append(Change(user, .changed, value, false))
                 }
@@ -100,107 +102,123 @@ import Testing
         var random = SplitMix64(seed: UInt64(seed) &+ 7)
         let folder = try TemporaryDirectory()
         for (name, text) in Self.definitions { _ = try folder.write(name, text) }
-        let harness = try await SyncHarness(definitions: folder.path)
-        // Current state: each chosen user did Thing with a plan of p0…p2 (the last one counts).
-        var lines: [String] = []
-        var currentPlan: [UserBytes: String] = [:]
-        for (index, user) in Self.userIds.enumerated() where random.next() % 3 != 0 {
-            let plan = ["p0", "p1", "p2", Self.longPlan][Int(random.next() % 4)]
-            currentPlan[Array(user.utf8)] = "\"\(plan)\""
-            let userJSON = JSONValue.string(user).jsonString
-            lines.append(
-                #"{"type":"track","userId":\#(userJSON),"event":"Thing","properties":{"plan":"\#(plan)"},"#
-                    + #""messageId":"m-\#(index)","timestamp":"2026-11-20T10:00:00Z"}"#)
-        }
-        let events = try harness.directory.write("events.ndjson", lines.joined(separator: "\n") + "\n")
-        try await harness.ingest(events)
+        // SQLite only: the merge join is the SQLite store's (`SQLitePairDiff`), run on its connection.
+        try await SyncHarness.with(.sqlite, definitions: folder.path) { (harness: SyncHarness) async throws in
+            // Current state: each chosen user did Thing with a plan of p0…p2 (the last one counts).
+            var lines: [String] = []
+            var currentPlan: [UserBytes: String] = [:]
+            for (index, user) in Self.userIds.enumerated() where random.next() % 3 != 0 {
+                let plan = ["p0", "p1", "p2", Self.longPlan][Int(random.next() % 4)]
+                currentPlan[Array(user.utf8)] = "\"\(plan)\""
+                let userJSON = JSONValue.string(user).jsonString
+                lines.append(
+                    #"{"type":"track","userId":\#(userJSON),"event":"Thing","properties":{"plan":"\#(plan)"},"#
+                        + #""messageId":"m-\#(index)","timestamp":"2026-11-20T10:00:00Z"}"#)
+            }
+            let events = try harness.directory.write("events.ndjson", lines.joined(separator: "\n") + "\n")
+            try await harness.ingest(events)
 
-        try await harness.execute(
-            "INSERT INTO runs (id, started_at, key, destination, first_sync) VALUES (1, 0, 'x', 'outbox', 0)")
-        let pairs = try SyncSelection().pairs(definitions: harness.engine.definitions, configuration: harness.configuration)
-        var messageNumber = 0
-        for pair in pairs {
-            let audience = pair.definition.kind == .audience
-            let current = audience ? currentPlan.mapValues { _ in "true" } : currentPlan
-            let values =
-                audience
-                ? ["true"]
-                : ["\"p0\"", "\"p1\"", "\"p2\"", "null", "\"p\\u0030\"", "\"\(Self.longPlan)\"", "\"\(Self.longPlan.dropLast())q\""]
-            var snapshot: [UserBytes: String] = [:]
-            for user in Self.userIds where random.next() % 2 == 0 {
-                snapshot[Array(user.utf8)] = values[Int(random.next() % UInt64(values.count))]
-            }
-            var pending: [(UserBytes, String, Bool)] = []
-            for _ in 0..<Int(random.next() % 6) {
-                let user = Self.userIds[Int(random.next() % UInt64(Self.userIds.count))]
-                let removes = random.next() % 3 == 0
-                let value = removes ? (audience ? "false" : "null") : values[Int(random.next() % UInt64(values.count))]
-                pending.append((Array(user.utf8), value, removes))
-            }
-            let snapshotRows = snapshot.map { (String(decoding: $0.key, as: UTF8.self), $0.value) }
-            var pendingRows: [(user: String, value: String, removes: Bool, messageId: String)] = []
-            for (user, value, removes) in pending {
-                messageNumber += 1
-                pendingRows.append((String(decoding: user, as: UTF8.self), value, removes, "m\(messageNumber)"))
-            }
-            messageNumber += 1
-            let extraNumber = messageNumber
-            let key = pair.key
-            let pendingToWrite = pendingRows
-            try await harness.database { database in
-                for (user, value) in snapshotRows {
-                    try database.prepare("INSERT INTO snapshots (key, destination, user_id, value) VALUES (?1, 'outbox', ?2, ?3)")
-                        .execute([.text(key), .text(user), .text(value)])
+            try await harness.execute(
+                "INSERT INTO runs (id, started_at, key, destination, first_sync) VALUES (1, 0, 'x', 'outbox', 0)")
+            let pairs = try SyncSelection().pairs(
+                definitions: harness.engine.definitions, configuration: harness.configuration)
+            var messageNumber = 0
+            for pair in pairs {
+                let audience = pair.definition.kind == .audience
+                let current = audience ? currentPlan.mapValues { _ in "true" } : currentPlan
+                let values =
+                    audience
+                    ? ["true"]
+                    : [
+                        "\"p0\"", "\"p1\"", "\"p2\"", "null", "\"p\\u0030\"", "\"\(Self.longPlan)\"",
+                        "\"\(Self.longPlan.dropLast())q\"",
+                    ]
+                var snapshot: [UserBytes: String] = [:]
+                for user in Self.userIds where random.next() % 2 == 0 {
+                    snapshot[Array(user.utf8)] = values[Int(random.next() % UInt64(values.count))]
                 }
-                for row in pendingToWrite {
+                var pending: [(UserBytes, String, Bool)] = []
+                for _ in 0..<Int(random.next() % 6) {
+                    let user = Self.userIds[Int(random.next() % UInt64(Self.userIds.count))]
+                    let removes = random.next() % 3 == 0
+                    let value =
+                        removes ? (audience ? "false" : "null") : values[Int(random.next() % UInt64(values.count))]
+                    pending.append((Array(user.utf8), value, removes))
+                }
+                let snapshotRows = snapshot.map { (String(decoding: $0.key, as: UTF8.self), $0.value) }
+                var pendingRows: [(user: String, value: String, removes: Bool, messageId: String)] = []
+                for (user, value, removes) in pending {
+                    messageNumber += 1
+                    pendingRows.append((String(decoding: user, as: UTF8.self), value, removes, "m\(messageNumber)"))
+                }
+                messageNumber += 1
+                let extraNumber = messageNumber
+                let key = pair.key
+                let pendingToWrite = pendingRows
+                try await harness.database { database in
+                    for (user, value) in snapshotRows {
+                        try database.prepare(
+                            "INSERT INTO snapshots (key, destination, user_id, value) VALUES (?1, 'outbox', ?2, ?3)"
+                        )
+                        .execute([.text(key), .text(user), .text(value)])
+                    }
+                    for row in pendingToWrite {
+                        try database.prepare(
+                            """
+                            INSERT INTO outbox (run_id, key, destination, user_id, value, removes, message_id, created_at, updated_at)
+                            VALUES (1, ?1, 'outbox', ?2, ?3, ?4, ?5, 0, 0)
+                            """
+                        ).execute([
+                            .text(key), .text(row.user), .text(row.value), .integer(row.removes ? 1 : 0),
+                            .text(row.messageId),
+                        ])
+                    }
+                    // A delivered row and another pair's pending row must not count.
                     try database.prepare(
                         """
-                        INSERT INTO outbox (run_id, key, destination, user_id, value, removes, message_id, created_at, updated_at)
-                        VALUES (1, ?1, 'outbox', ?2, ?3, ?4, ?5, 0, 0)
+                        INSERT INTO outbox (run_id, key, destination, user_id, value, removes, message_id, state, created_at, updated_at)
+                        VALUES (1, ?1, 'outbox', 'A', 'true', 0, ?2, 'delivered', 0, 0),
+                               (1, ?1, 'elsewhere', 'B', 'true', 0, ?3, 'pending', 0, 0)
                         """
-                    ).execute([.text(key), .text(row.user), .text(row.value), .integer(row.removes ? 1 : 0), .text(row.messageId)])
+                    ).execute([.text(key), .text("m\(extraNumber)"), .text("n\(extraNumber)")])
                 }
-                // A delivered row and another pair's pending row must not count.
-                try database.prepare(
-                    """
-                    INSERT INTO outbox (run_id, key, destination, user_id, value, removes, message_id, state, created_at, updated_at)
-                    VALUES (1, ?1, 'outbox', 'A', 'true', 0, ?2, 'delivered', 0, 0),
-                           (1, ?1, 'elsewhere', 'B', 'true', 0, ?3, 'pending', 0, 0)
-                    """
-                ).execute([.text(key), .text("m\(extraNumber)"), .text("n\(extraNumber)")])
-            }
 
-            let model = Self.expected(
-                current: current, snapshot: snapshot, pending: pending, gone: audience ? "false" : "null")
-            let request = DiffRequest(
-                pair: PairName(key: pair.key, destination: "outbox"), kind: pair.definition.kind,
-                members: try harness.engine.statement(key: pair.key, now: demoNow), sampleSize: 2)
-            let nested = seed % 2 == 1
-            let (diff, changes, inTransactionDuring, inTransactionAfter) = try await harness.database { database in
-                let differ = SQLitePairDiff(database: database)
-                var during = true
-                let diff: PairDiff
-                if nested {
-                    // In a caller's transaction the diff's savepoint nests and leaves that transaction open.
-                    diff = try database.inTransaction(.deferred) {
-                        let diff = try differ.stage(request)
-                        during = database.isInTransaction
-                        return diff
+                let model = Self.expected(
+                    current: current, snapshot: snapshot, pending: pending, gone: audience ? "false" : "null")
+                let request = DiffRequest(
+                    pair: PairName(key: pair.key, destination: "outbox"), kind: pair.definition.kind,
+                    members: try harness.engine.statement(key: pair.key, now: demoNow), sampleSize: 2)
+                let nested = seed % 2 == 1
+                let (diff, changes, inTransactionDuring, inTransactionAfter) = try await harness.database {
+                    (database: Database) throws -> (PairDiff, [Change], Bool, Bool) in
+                    let differ = SQLitePairDiff(database: database)
+                    var during = true
+                    let diff: PairDiff
+                    if nested {
+                        // In a caller's transaction the diff's savepoint nests and leaves that transaction open.
+                        diff = try database.inTransaction(.deferred) {
+                            let diff = try differ.stage(request)
+                            during = database.isInTransaction
+                            return diff
+                        }
+                    } else {
+                        diff = try differ.stage(request)
                     }
-                } else {
-                    diff = try differ.stage(request)
+                    return (
+                        diff, try differ.changes(from: 0, limit: Int.max).map(Change.init), during,
+                        database.isInTransaction
+                    )
                 }
-                return (diff, try differ.changes(from: 0, limit: Int.max).map(Change.init), during, database.isInTransaction)
-            }
-            let counts = diff.counts
-            #expect(inTransactionDuring)
-            #expect(!inTransactionAfter, "the diff's savepoint is released")
-            #expect(counts == model.counts, "seed \(seed), \(pair.key)")
-            #expect(changes == model.changes, "seed \(seed), \(pair.key)")
-            let sample = diff.sample
-            for kind in [PairChange.Kind.entered, .exited, .changed] {
-                let expected = model.changes.filter { $0.kind == kind }.prefix(2).map(\.user)
-                #expect(sample[kind]?.map { Array($0.utf8) } == Array(expected))
+                let counts = diff.counts
+                #expect(inTransactionDuring)
+                #expect(!inTransactionAfter, "the diff's savepoint is released")
+                #expect(counts == model.counts, "seed \(seed), \(pair.key)")
+                #expect(changes == model.changes, "seed \(seed), \(pair.key)")
+                let sample = diff.sample
+                for kind in [PairChange.Kind.entered, .exited, .changed] {
+                    let expected = model.changes.filter { $0.kind == kind }.prefix(2).map(\.user)
+                    #expect(sample[kind]?.map { Array($0.utf8) } == Array(expected))
+                }
             }
         }
     }

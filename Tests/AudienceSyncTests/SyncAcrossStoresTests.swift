@@ -10,38 +10,16 @@ import Testing
     /// The `(userId, trait)` changes each step of the demo sends on a store of `kind`: the first
     /// sync, the sync after the later events, and a retire of `nps_detractors`; nil without the store.
     static func demoChanges(_ kind: StoreKind) async throws -> [[String]]? {
-        try await kind.withStore { (store: any Store, directory: TemporaryDirectory) async throws -> [[String]] in
-            let definitions = (repositoryRoot as NSString).appendingPathComponent("fixtures/demo/audiences")
-            let file = try directory.write(
-                "audience-sync.yml",
-                """
-                database: audiences.db
-                definitions: \(definitions)
-                schedule: 2h
-                space_id: spa_demo
-                destinations:
-                  - name: outbox
-                    type: file
-                    path: out/identify.ndjson
-                  - name: sprig
-                    type: sprig
-                    api_key: env:NO_SPRIG_KEY_IN_TESTS
-                """)
-            let configuration = try Configuration.load(file: file)
+        try await SyncHarness.with(kind) { (harness: SyncHarness) async throws -> [[String]] in
             let destination = RecordingDestination()
-            let syncer = Syncer(
-                store: store,
-                definitions: try DefinitionSet.load(directory: configuration.definitionsPath, configuration: configuration),
-                configuration: configuration, logger: silentLogger, batchSize: 4,
-                destinations: DestinationFactory { _ in destination })
+            let syncer = harness.syncer(destination, batchSize: 4)
             func sent(since count: Int) throws -> [String] {
                 try destination.acknowledged.dropFirst(count).map { change(try JSONValue.parse($0.body)) }
             }
             var steps: [[String]] = []
             let selection = SyncSelection(definitions: [], destinations: ["outbox"], force: true)
             for (name, now) in [("events.ndjson", demoNow), ("events-later.ndjson", demoLater)] {
-                let path = (repositoryRoot as NSString).appendingPathComponent("fixtures/demo/\(name)")
-                _ = try await Ingester(sink: store, options: IngestOptions(now: now), logger: silentLogger).run([path])
+                try await harness.ingest(name, now: now)
                 let dryRun = try await syncer.dryRun(selection, now: now)
                 let before = destination.acknowledged.count
                 let report = try await syncer.sync(selection, now: now)
@@ -54,7 +32,7 @@ import Testing
             let retired = try await syncer.retire(key: "nps_detractors", force: true, now: demoLater + 1)
             #expect(retired.destinations.map(\.dropped) == [true])
             steps.append(try sent(since: before))
-            #expect(try await store.snapshotSizes().allSatisfy { $0.pair.key != "nps_detractors" })
+            #expect(try await harness.store.snapshotSizes().allSatisfy { $0.pair.key != "nps_detractors" })
             return steps
         }
     }
