@@ -221,8 +221,9 @@ final class SyncHarness {
 
     /// Every run, in id order.
     func runs() async throws -> [RunRow] {
-        try await select("SELECT id, started_at, key, destination, sent, failed, outcome FROM runs ORDER BY id").map {
-            row in
+        let rows = try await select(
+            "SELECT id, started_at, key, destination, sent, failed, outcome FROM runs ORDER BY id")
+        return try rows.map { row in
             RunRow(
                 id: try row.integer(0), startedAt: try row.integer(1),
                 pair: PairName(key: try row.text(2), destination: try row.text(3)), sent: try row.integer(4),
