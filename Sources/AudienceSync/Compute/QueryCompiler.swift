@@ -373,7 +373,10 @@ struct QueryCompiler {
             SELECT uid, ts, mid, j, \(valueColumns), t, \(rank) AS rank
             FROM \(from(read)) WHERE \(dialect.typeIs("t", [.integer, .real, .text, .true, .false]))
             """
-        let numeric = "SELECT uid, \(numberColumn) AS v FROM \(from(values)) WHERE \(dialect.typeIs("t", [.integer, .real]))"
+        // The numbers, straight from the readings (a number is always a considered value); where
+        // the number reading is typed, its presence alone says "a number", with no type name read.
+        let isNumber = dialect.readingsAreTyped ? "\(numberColumn) IS NOT NULL" : dialect.typeIs("t", [.integer, .real])
+        let numeric = "SELECT uid, \(numberColumn) AS v FROM \(from(read + dialect.noFlattenFence)) WHERE \(isNumber)"
         // Distinct values per user, each with one of its JSON spellings and its number of events.
         let distinct = """
             SELECT uid, rank, \(valueColumns), min(j) AS j, count(*) AS n FROM \(from(values))
@@ -492,23 +495,28 @@ struct QueryCompiler {
         case .startsWith(let text): return stringTest(value, needle: bind(.text(text)), dialect.startsWith)
         case .endsWith(let text): return stringTest(value, needle: bind(.text(text)), dialect.endsWith)
         case .exists(let flag):
-            let present = dialect.definitely(
-                "\(value.type) IS NOT NULL AND \(value.type) <> '\(JSONTypeName.null.rawValue)'")
+            // Any type but null (a missing value's type is NULL): the type read once.
+            let present = dialect.definitely(dialect.typeIs(value.type, JSONTypeName.allCases.filter { $0 != .null }))
             return flag ? present : "NOT " + present
         }
     }
 
     private func stringTest(_ value: Readings, needle: String, _ test: (String, String) -> String) -> String {
-        dialect.definitely("\(dialect.typeIs(value.type, [.text])) AND \(test(value.string, needle))")
+        dialect.definitely(typed(value, [.text], test(value.string, needle)))
+    }
+
+    /// `condition`, on a reading of `value`, holding only for a value of one of `types`: the type
+    /// is tested first, unless the dialect's readings are NULL on any other type already.
+    private func typed(_ value: Readings, _ types: [JSONTypeName], _ condition: String) -> String {
+        dialect.readingsAreTyped ? condition : "\(dialect.typeIs(value.type, types)) AND \(condition)"
     }
 
     private mutating func equals(_ literal: Literal, _ value: Readings) -> String {
         switch literal {
         case .string(let text):
-            return dialect.definitely("\(dialect.typeIs(value.type, [.text])) AND \(value.string) = \(bind(.text(text)))")
+            return dialect.definitely(typed(value, [.text], "\(value.string) = \(bind(.text(text)))"))
         case .integer, .double:
-            return dialect.definitely(
-                "\(dialect.typeIs(value.type, [.integer, .real])) AND \(value.number) = \(bindNumber(literal))")
+            return dialect.definitely(typed(value, [.integer, .real], "\(value.number) = \(bindNumber(literal))"))
         case .bool(let flag): return dialect.definitely(dialect.typeIs(value.type, [flag ? .true : .false]))
         case .null: return dialect.definitely(dialect.typeIs(value.type, [.null]))
         case .list: return dialect.alwaysFalse
@@ -519,10 +527,9 @@ struct QueryCompiler {
         switch literal {
         case .string(let text):
             return dialect.definitely(
-                "\(dialect.typeIs(value.type, [.text])) AND \(dialect.byteOrdered(value.string)) \(op) \(bind(.text(text)))")
+                typed(value, [.text], "\(dialect.byteOrdered(value.string)) \(op) \(bind(.text(text)))"))
         case .integer, .double:
-            return dialect.definitely(
-                "\(dialect.typeIs(value.type, [.integer, .real])) AND \(value.number) \(op) \(bindNumber(literal))")
+            return dialect.definitely(typed(value, [.integer, .real], "\(value.number) \(op) \(bindNumber(literal))"))
         case .bool, .null, .list: return dialect.alwaysFalse
         }
     }

@@ -80,6 +80,12 @@ public protocol SQLDialect: Sendable {
     /// The value at `path` as JSON text (`"a"`, `5`, `true`, `{…}`), NULL when missing.
     func jsonText(_ document: String, _ path: String) -> String
 
+    /// Whether `jsonNumber` is NULL unless the value is a number and `jsonString` NULL unless it
+    /// is a string (PostgreSQL's, which must guard every cast anyway), so that a comparison of a
+    /// number or a string needs no type test of its own. False where a reading converts (SQLite's
+    /// `json_extract` reads `true` as 1): there every comparison tests the type first.
+    var readingsAreTyped: Bool { get }
+
     /// The same three readings of `json`, an expression holding one JSON text (a computed value).
     func jsonTextType(_ json: String) -> String
     func jsonTextNumber(_ json: String) -> String

@@ -4,8 +4,10 @@
 /// - A JSON path is one bound `text[]` read with `#>`. Every reading first asks `jsonb_typeof`,
 ///   and only a value of the right type is cast (inside a `CASE`, which PostgreSQL evaluates in
 ///   order, unlike `AND`), so no cast ever raises on a value of another type.
-/// - Types are SQLite's names: a number is `integer` when its text has no fraction or exponent
-///   (jsonb keeps `5.0` as written), else `real`; a boolean is `true` or `false`.
+/// - Types are SQLite's names: a number is `integer` when its `numeric` has no digits after the
+///   point (jsonb keeps `5.0` as written, with scale 1), else `real`; a boolean is `true` or
+///   `false`. A comparison needs no type name (`readingsAreTyped`): the typed reading is NULL on
+///   a value of any other type.
 /// - Numbers are read as `numeric`, compared by value with the bound literals; strings are
 ///   compared and ordered by their UTF-8 bytes (`COLLATE "C"`; the store's text columns are "C").
 /// - A computed number is spelled as SQLite spells it (`jsonOfNumber`): an average of 2 and 4 is
@@ -42,7 +44,7 @@ public struct PostgresDialect: SQLDialect {
     /// The type of the jsonb expression `value` under SQLite's names (NULL when it is NULL).
     private func typeName(_ value: String) -> String {
         """
-        (CASE jsonb_typeof(\(value)) WHEN 'number' THEN (CASE WHEN (\(value))::text ~ '^-?[0-9]+$' THEN 'integer' ELSE 'real' END) \
+        (CASE jsonb_typeof(\(value)) WHEN 'number' THEN (CASE WHEN scale((\(value))::numeric) = 0 THEN 'integer' ELSE 'real' END) \
         WHEN 'string' THEN 'text' WHEN 'boolean' THEN (CASE WHEN (\(value)) = 'true'::jsonb THEN 'true' ELSE 'false' END) \
         ELSE jsonb_typeof(\(value)) END)
         """
@@ -62,6 +64,9 @@ public struct PostgresDialect: SQLDialect {
     public func jsonText(_ document: String, _ path: String) -> String {
         "((\(document) #> \(path))::text COLLATE \"C\")"
     }
+
+    /// A number is read only from a JSON number, a string only from a JSON string.
+    public var readingsAreTyped: Bool { true }
 
     public func jsonTextType(_ json: String) -> String { typeName("(\(json))::jsonb") }
     public func jsonTextNumber(_ json: String) -> String { number("(\(json))::jsonb") }

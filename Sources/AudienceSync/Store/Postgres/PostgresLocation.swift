@@ -159,9 +159,13 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         return configuration
     }
 
-    /// Every statement finds the store's tables (and nothing else) by their plain names.
+    /// Every statement finds the store's tables (and nothing else) by their plain names; the
+    /// connections say whose they are in `pg_stat_activity`; and JIT compilation is off for them:
+    /// the planner's estimate of an audience's index scan passes `jit_above_cost` at a few hundred
+    /// thousand events, and compiling the statement then costs more than it saves (BENCHMARKS.md,
+    /// "PostgreSQL": 2.73 s with JIT, 1.60 s without, for one audience at 2M events).
     private var startupParameters: [(String, String)] {
-        [("search_path", schema), ("application_name", "audience-sync")]
+        [("search_path", schema), ("application_name", "audience-sync"), ("jit", "off")]
     }
 
     /// The password: the secret's, else `$PGPASSWORD` (as libpq), else none.

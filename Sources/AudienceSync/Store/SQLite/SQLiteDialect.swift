@@ -39,6 +39,9 @@ public struct SQLiteDialect: SQLDialect {
     public func jsonString(_ document: String, _ path: String) -> String { "json_extract(\(document), \(path))" }
     public func jsonText(_ document: String, _ path: String) -> String { "(\(document) -> \(path))" }
 
+    /// `json_extract` reads `true` as 1: a comparison tests the type first.
+    public var readingsAreTyped: Bool { false }
+
     public func jsonTextType(_ json: String) -> String { "json_type(\(json), '$')" }
     public func jsonTextNumber(_ json: String) -> String { "json_extract(\(json), '$')" }
     public func jsonTextString(_ json: String) -> String { "json_extract(\(json), '$')" }
