@@ -137,7 +137,7 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         configuration.options.maximumConnections = poolSize
         configuration.options.minimumConnections = 0
         configuration.options.keepAliveBehavior = nil
-        configuration.options.additionalStartupParameters = startupParameters
+        configuration.options.additionalStartupParameters = startupParameters(environment)
         return configuration
     }
 
@@ -155,13 +155,16 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         var configuration = PostgresConnection.Configuration(
             host: host, port: port, username: user, password: try password(environment), database: database, tls: mode)
         configuration.options.connectTimeout = .seconds(Int64(connectTimeoutSeconds))
-        configuration.options.additionalStartupParameters = startupParameters
+        configuration.options.additionalStartupParameters = startupParameters(environment)
         return configuration
     }
 
-    /// Every statement finds the store's tables (and nothing else) by their plain names.
-    private var startupParameters: [(String, String)] {
-        [("search_path", schema), ("application_name", "audience-sync")]
+    /// Every statement finds the store's tables (and nothing else) by their plain names; every
+    /// connection is listed in `pg_stat_activity` as `application_name` `audience-sync`, or as
+    /// `$PGAPPNAME` says (as libpq reads it), so that an administrator can tell jobs apart.
+    private func startupParameters(_ environment: [String: String]) -> [(String, String)] {
+        let name = environment["PGAPPNAME"].flatMap { $0.isEmpty ? nil : $0 } ?? "audience-sync"
+        return [("search_path", schema), ("application_name", name)]
     }
 
     /// The password: the secret's, else `$PGPASSWORD` (as libpq), else none.
