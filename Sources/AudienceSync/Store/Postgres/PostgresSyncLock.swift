@@ -34,7 +34,9 @@ extension PostgresStore {
                 guard taken else {
                     throw AudienceSyncError(.locked, "\(location): another sync holds the lock of this store")
                 }
-                syncLockHolder.withLockedValue { $0 = SyncLockHolder(connection: connection, backend: backend, key: key) }
+                syncLockHolder.withLockedValue {
+                    $0 = SyncLockHolder(connection: connection, backend: backend, key: key)
+                }
                 defer { syncLockHolder.withLockedValue { $0 = nil } }
                 // A query on a connection that has closed is never answered (postgres-nio drops it),
                 // so the lock is given back only while its connection is open; a closed one has
