@@ -118,7 +118,9 @@ import Testing
         }
         first.process.waitUntilExit()
         #expect(heldRequest != nil, "the receiver never held a batch: \(first.stderr)")
-        #expect(terminated >= 2, "terminated \(terminated) backends (the lock's connection and the pool's)")
+        // At least the lock's connection (the pool closes idle ones of its own after a while); the
+        // message below says the sync saw its lock lost.
+        #expect(terminated >= 1, "terminated \(terminated) backends")
         #expect(first.process.terminationReason == .exit && first.status == 1, "exit \(first.status): \(first.stderr)")
         guard case .postgres(let location) = store.location else { return }
         // It names the server and says the lock's connection was lost: the sync stopped there.
