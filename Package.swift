@@ -96,6 +96,16 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        /// What several test targets share: the PostgreSQL test server's settings (not a product).
+        .target(
+            name: "SharedTestSupport",
+            dependencies: [
+                "AudienceSync",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Tests/SharedTestSupport",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "AudienceSyncTests",
             dependencies: [
@@ -113,8 +123,9 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "AudienceSync", "CZlib", "LoopbackReceiver", "audience-sync", "audience-sync-bench",
+                "AudienceSync", "CZlib", "LoopbackReceiver", "SharedTestSupport", "audience-sync", "audience-sync-bench",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -2,18 +2,23 @@ import AudienceSync
 import Foundation
 import Testing
 
-/// `audience-sync diff`, `sync` and `status` run as cron runs them, on the demo project.
+/// `audience-sync diff`, `sync` and `status` run as cron runs them, on the demo project, with the
+/// state in SQLite and in PostgreSQL.
 @Suite struct SyncCommandTests {
     static let now = "2026-11-22T12:00:00Z"
     static let later = "2026-11-22T14:30:00Z"
     let binary = Binary("audience-sync")
 
-    func demo() throws -> ScratchDirectory {
+    /// Runs `body` on the demo, its events ingested, with its state in a store of `kind`.
+    func demo(_ kind: StoreKind, _ body: (ScratchDirectory, TestStore) async throws -> Void) async throws {
         let scratch = try ScratchDirectory()
         try scratch.copyDemo()
-        let result = try binary.run(["ingest", "events.ndjson", "--now", Self.now], in: scratch.path)
-        #expect(result.status == 1)  // the demo has 5 bad lines on purpose
-        return scratch
+        try await TestStore.with(kind, in: scratch) { (store: TestStore) async throws -> Void in
+            try store.configureDemo(in: scratch)
+            let result = try binary.run(["ingest", "events.ndjson", "--now", Self.now], in: scratch.path)
+            #expect(result.status == 1, "\(result.stderr)")  // the demo has 5 bad lines on purpose
+            try await body(scratch, store)
+        }
     }
 
     func outputLines(_ scratch: ScratchDirectory) -> [String] {
@@ -21,8 +26,13 @@ import Testing
         return text.split(separator: "\n").map(String.init)
     }
 
-    @Test func firstSyncThenTheLaterChanges() async throws {
-        let scratch = try demo()
+    @Test(arguments: StoreKind.allCases) func firstSyncThenTheLaterChanges(_ kind: StoreKind) async throws {
+        try await demo(kind) { (scratch: ScratchDirectory, _: TestStore) async throws -> Void in
+            try firstSyncThenTheLaterChanges(scratch)
+        }
+    }
+
+    func firstSyncThenTheLaterChanges(_ scratch: ScratchDirectory) throws {
         // The demo's Segment and Sprig keys are not set: the run stops before sending anything.
         let noKeys = ["SEGMENT_WRITE_KEY": "", "SPRIG_API_KEY": ""]
         let refused = try binary.run(["sync", "--now", Self.now], in: scratch.path, environment: noKeys)
@@ -58,19 +68,23 @@ import Testing
         #expect(nps["next_due_at"] as? String == "2026-11-22T16:30:00.000Z")
     }
 
-    @Test func diffChangesNothingAndPrintsWhatSyncSends() async throws {
-        let scratch = try demo()
+    @Test(arguments: StoreKind.allCases) func diffChangesNothingAndPrintsWhatSyncSends(_ kind: StoreKind) async throws {
+        try await demo(kind) { (scratch: ScratchDirectory, store: TestStore) async throws -> Void in
+            try await diffChangesNothingAndPrintsWhatSyncSends(scratch, store)
+        }
+    }
+
+    func diffChangesNothingAndPrintsWhatSyncSends(_ scratch: ScratchDirectory, _ store: TestStore) async throws {
         _ = try binary.run(["sync", "--now", Self.now, "--destination", "outbox"], in: scratch.path)
         _ = try binary.run(["ingest", "events-later.ndjson", "--now", Self.later], in: scratch.path)
-        let database = scratch.file("audiences.db")
-        let before = try Data(contentsOf: URL(fileURLWithPath: database))
+        let before = try await store.fingerprint()
         let json = try binary.run(["diff", "--now", Self.later, "--format", "json"], in: scratch.path)
         #expect(json.status == 0, "\(json.stderr)")
         let ndjson = try binary.run(
             ["diff", "--now", Self.later, "--format", "ndjson", "--destination", "outbox"], in: scratch.path)
         let text = try binary.run(["diff", "--now", Self.later], in: scratch.path)
         #expect(text.stdout.contains("nps_detractors"))
-        #expect(try Data(contentsOf: URL(fileURLWithPath: database)) == before)
+        #expect(try await store.fingerprint() == before)
 
         let pairs = try #require(try parseJSON(json.stdout)["pairs"] as? [[String: Any]])
         let enteringNps = pairs.first { $0["key"] as? String == "nps_detractors" && $0["destination"] as? String == "outbox" }
@@ -84,9 +98,14 @@ import Testing
         #expect(sent.count == 7)
     }
 
-    @Test func aSecondSyncExits3WhileTheLockIsHeld() async throws {
-        let scratch = try demo()
-        try await SQLiteStore(path: scratch.file("audiences.db")).withSyncLock {
+    @Test(arguments: StoreKind.allCases) func aSecondSyncExits3WhileTheLockIsHeld(_ kind: StoreKind) async throws {
+        try await demo(kind) { (scratch: ScratchDirectory, store: TestStore) async throws -> Void in
+            try await secondSyncWhileTheLockIsHeld(scratch, store)
+        }
+    }
+
+    func secondSyncWhileTheLockIsHeld(_ scratch: ScratchDirectory, _ store: TestStore) async throws {
+        try await store.withSyncLock {
             let result = try binary.run(["sync", "--now", Self.now], in: scratch.path)
             #expect(result.status == 3)
             #expect(result.stderr.contains("another sync holds the lock"))

@@ -8,7 +8,8 @@ import Foundation
 import Testing
 
 /// A real crash: the built binary is killed with SIGKILL while its delivery blocks on a named pipe
-/// nobody reads, then a second sync finishes the work (SPEC §6 guarantees).
+/// nobody reads, then a second sync finishes the work (SPEC §6 guarantees). With the state in
+/// SQLite and in PostgreSQL.
 ///
 /// Every wait is a bounded number of short polls that fails the test when it runs out, so the
 /// test cannot hang whatever the binary does.
@@ -19,13 +20,10 @@ import Testing
     /// The demo with two file destinations: `outbox` (a regular file) and `slow`, listed after it,
     /// so that each definition delivers to `outbox` first. The definitions without a
     /// `destinations:` list go to both; nps_detractors goes to sprig and outbox; the syncs select the two file destinations.
-    func project() throws -> ScratchDirectory {
-        let scratch = try ScratchDirectory()
+    func project(_ scratch: ScratchDirectory, _ store: TestStore) throws {
         try scratch.copyDemo()
-        try scratch.write(
-            "audience-sync.yml",
+        try store.writeConfiguration(
             """
-            database: audiences.db
             definitions: audiences
             schedule: 2h
             space_id: spa_demo
@@ -39,15 +37,22 @@ import Testing
               - name: sprig
                 type: sprig
                 api_key: env:SPRIG_API_KEY
-            """)
+            """, in: scratch)
         try FileManager.default.createDirectory(atPath: scratch.file("out"), withIntermediateDirectories: true)
         let ingest = try binary.run(["ingest", "events.ndjson", "--now", Self.now], in: scratch.path)
-        #expect(ingest.status == 1)  // the demo has 5 bad lines on purpose
-        return scratch
+        #expect(ingest.status == 1, "\(ingest.stderr)")  // the demo has 5 bad lines on purpose
     }
 
-    @Test func aSyncKilledWhileDeliveryBlocksLosesNothingAndResendsTheSameMessageIds() async throws {
-        let scratch = try project()
+    @Test(arguments: StoreKind.allCases)
+    func aSyncKilledWhileDeliveryBlocksLosesNothingAndResendsTheSameMessageIds(_ kind: StoreKind) async throws {
+        let scratch = try ScratchDirectory()
+        try await TestStore.with(kind, in: scratch) { (store: TestStore) async throws -> Void in
+            try await killedWhileDeliveryBlocks(scratch, store)
+        }
+    }
+
+    func killedWhileDeliveryBlocks(_ scratch: ScratchDirectory, _ store: TestStore) async throws {
+        try project(scratch, store)
         // What the first sync must deliver, per destination, as "user key=value".
         var expected: [String: Set<String>] = [:]
         for destination in ["outbox", "slow"] {
@@ -64,37 +69,37 @@ import Testing
         defer { first.killNow() }
 
         // Wait until the outbox holds pending messages for the blocked destination.
-        let database = scratch.file("audiences.db")
         var pendingIds: [String] = []
-        let found = poll {
+        let found = await poll { () async -> Bool in
             guard first.isRunning else { return true }
-            pendingIds = (try? Self.strings(
-                database, "SELECT message_id FROM outbox_states WHERE destination = 'slow' AND state = 'pending' ORDER BY id"))
+            pendingIds =
+                (try? await store.strings(
+                    "SELECT message_id FROM outbox_states WHERE destination = 'slow' AND state = 'pending' ORDER BY id"))
                 ?? []
             return !pendingIds.isEmpty
         }
         #expect(found && first.isRunning, "the sync exited or never got blocked: \(first.stderr)")
         try #require(!pendingIds.isEmpty)
         // The first definition got through to outbox before slow blocked: mid-way through the run.
-        let deliveredBefore = try Self.strings(database, "SELECT message_id FROM outbox_states WHERE state = 'delivered'")
+        let deliveredBefore = try await store.strings("SELECT message_id FROM outbox_states WHERE state = 'delivered'")
         #expect(!deliveredBefore.isEmpty)
 
         // Meanwhile a second sync exits 3 at once.
         let concurrent = try Launched(binary, ["sync", "--now", Self.now] + files, in: scratch.path)
         defer { concurrent.killNow() }
-        #expect(poll { !concurrent.isRunning }, "the second sync did not exit")
+        #expect(await poll { !concurrent.isRunning }, "the second sync did not exit")
         #expect(concurrent.status == 3)
         #expect(concurrent.stderr.contains("another sync holds the lock"))
 
         first.killNow()
-        #expect(poll { !first.isRunning }, "the killed sync did not exit")
+        #expect(await poll { !first.isRunning }, "the killed sync did not exit")
         #expect(first.process.terminationReason == .uncaughtSignal)
 
         // The destination comes back as a regular file; the next sync finishes the work.
         try FileManager.default.removeItem(atPath: scratch.file("out/slow.ndjson"))
         let second = try Launched(binary, ["sync", "--now", Self.now, "--format", "json"] + files, in: scratch.path)
         defer { second.killNow() }
-        #expect(poll { !second.isRunning }, "the second sync did not finish")
+        #expect(await poll { !second.isRunning }, "the second sync did not finish")
         #expect(second.status == 0, "\(second.stderr)")
 
         var acknowledged: [String: [String: [String: String]]] = [:]  // destination → key → user → value
@@ -124,9 +129,12 @@ import Testing
         #expect(acknowledged["slow"]?.values.map(\.count).reduce(0, +) == 22)
         #expect(acknowledged["outbox"]?.values.map(\.count).reduce(0, +) == 25)
         // The snapshot is exactly what was acknowledged.
-        let snapshotRows = try Self.rows(database, "SELECT destination, key, user_id, value FROM snapshots")
+        let snapshotRows = try await store.rows("SELECT destination, key, user_id, value FROM snapshots")
         var snapshot: [String: [String: [String: String]]] = [:]
-        for row in snapshotRows { snapshot[row[0], default: [:]][row[1], default: [:]][row[2]] = row[3] }
+        for row in snapshotRows {
+            let text = row.map { (value: SQLValue) -> String in value.string ?? "" }
+            snapshot[text[0], default: [:]][text[1], default: [:]][text[2]] = text[3]
+        }
         #expect(snapshot == acknowledged)
 
         // diff at the same time has nothing left to send; status agrees with the snapshot.
@@ -146,8 +154,15 @@ import Testing
     }
 
     /// The demo after a sync, with nps_detractors deleted: status warns, retire removes the users.
-    @Test func retireThroughTheBinary() async throws {
-        let scratch = try project()
+    @Test(arguments: StoreKind.allCases) func retireThroughTheBinary(_ kind: StoreKind) async throws {
+        let scratch = try ScratchDirectory()
+        try await TestStore.with(kind, in: scratch) { (store: TestStore) async throws -> Void in
+            try await retire(scratch, store)
+        }
+    }
+
+    func retire(_ scratch: ScratchDirectory, _ store: TestStore) async throws {
+        try project(scratch, store)
         let sync = try binary.run(["sync", "--now", Self.now, "--destination", "outbox"], in: scratch.path)
         #expect(sync.status == 0, "\(sync.stderr)")
         let refused = try binary.run(["retire", "nps_detractors"], in: scratch.path)
@@ -170,7 +185,7 @@ import Testing
         let after = try binary.run(["status", "--now", Self.now, "--format", "json"], in: scratch.path)
         #expect((try parseJSON(after.stdout)["orphaned"] as? [Any])?.isEmpty == true)
 
-        try await SQLiteStore(path: scratch.file("audiences.db")).withSyncLock {
+        try await store.withSyncLock {
             let locked = try binary.run(["retire", "total_spent_90_days", "--force"], in: scratch.path)
             #expect(locked.status == 3)
         }
@@ -191,21 +206,11 @@ import Testing
     func messageId(_ message: JSONValue) -> String { message["messageId"]?.stringValue ?? "?" }
 
     /// Calls `done` up to 1,500 times, 20 ms apart (30 s at most), until it returns true.
-    func poll(_ done: () -> Bool) -> Bool {
+    func poll(_ done: () async -> Bool) async -> Bool {
         for _ in 0..<1_500 {
-            if done() { return true }
-            usleep(20_000)
+            if await done() { return true }
+            try? await Task.sleep(for: .milliseconds(20))
         }
         return false
-    }
-
-    /// Rows of a query on a read-only connection of its own, as text.
-    static func rows(_ path: String, _ sql: String) throws -> [[String]] {
-        let database = try Database(path: path, mode: .readOnly)
-        return try database.prepare(sql).rows().map { $0.map { $0.string ?? "" } }
-    }
-
-    static func strings(_ path: String, _ sql: String) throws -> [String] {
-        try rows(path, sql).map { $0[0] }
     }
 }

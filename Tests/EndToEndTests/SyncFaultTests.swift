@@ -9,21 +9,24 @@ import Testing
 /// checked after each run.
 ///
 /// Deterministic for a seed: set `AUDIENCE_SYNC_FAULT_SEED` to replay one; every failure names
-/// its seed and run.
+/// its seed and run. Runs with the state in SQLite and in PostgreSQL.
 @Suite struct SyncFaultTests {
     static let defaultSeed: UInt64 = 20_261_122
 
-    @Test func manySyncsUnderFaultsAndKillsLoseNothing() async throws {
+    @Test(arguments: StoreKind.allCases) func manySyncsUnderFaultsAndKillsLoseNothing(_ kind: StoreKind) async throws {
         let seed =
             ProcessInfo.processInfo.environment["AUDIENCE_SYNC_FAULT_SEED"].flatMap { UInt64($0) } ?? Self.defaultSeed
-        let scenario = try FaultScenario(seed: seed, runs: 20)
-        try await scenario.receiver.start()
-        do {
-            try await scenario.run()
-            await scenario.receiver.stop()
-        } catch {
-            await scenario.receiver.stop()
-            Issue.record("seed \(seed), run \(scenario.run): \(error)")
+        let scratch = try ScratchDirectory()
+        try await TestStore.with(kind, in: scratch) { (store: TestStore) async throws -> Void in
+            let scenario = FaultScenario(seed: seed, runs: 20, scratch: scratch, store: store)
+            try await scenario.receiver.start()
+            do {
+                try await scenario.run()
+                await scenario.receiver.stop()
+            } catch {
+                await scenario.receiver.stop()
+                Issue.record("\(kind), seed \(seed), run \(scenario.run): \(error)")
+            }
         }
     }
 }
@@ -207,6 +210,8 @@ final class FaultScenario {
     let runs: Int
     let binary = Binary("audience-sync")
     let scratch: ScratchDirectory
+    /// Where the binary keeps its state (the configuration's `database:`), and the checks read it.
+    let store: TestStore
     let control: RunControl
     let receiver: LoopbackReceiver
     private var random: SeededRandom
@@ -227,10 +232,11 @@ final class FaultScenario {
     private var outages = 0
     private var lagging = 0
 
-    init(seed: UInt64, runs: Int) throws {
+    init(seed: UInt64, runs: Int, scratch: ScratchDirectory, store: TestStore) {
         self.seed = seed
         self.runs = runs
-        scratch = try ScratchDirectory()
+        self.scratch = scratch
+        self.store = store
         let control = RunControl(seed: seed, maxFaults: Self.maxRetries - 1)
         self.control = control
         receiver = LoopbackReceiver(plan: LoopbackReceiver.Plan { control.reply(to: $0) })
@@ -252,12 +258,12 @@ final class FaultScenario {
         run = runs
         now += 3_600_000
         try await syncAndCheck((.clean, nil))
-        try finalChecks()
+        try await finalChecks()
         let seconds = Int(Date().timeIntervalSince(started).rounded())
         let replies = control.replyCounts.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }
         print(
             """
-            sync fault scenario, seed \(seed): \(runs + 1) runs in \(seconds) s; \(outages) outages; \
+            sync fault scenario on \(store.kind), seed \(seed): \(runs + 1) runs in \(seconds) s; \(outages) outages; \
             \(kills.count) killed: \(kills.joined(separator: "; ")); \
             \(receiver.requestCount) requests answered \(replies.joined(separator: ", ")); \
             \(ledger.acknowledgements.values.filter { $0 > 1 }.count) messages acknowledged twice; \
@@ -278,15 +284,15 @@ final class FaultScenario {
     private func syncAndCheck(_ plan: (mode: RunControl.Mode, kill: RunControl.Kill?)) async throws {
         let nowText = Timestamp.format(now)
         runNows.insert(now)
-        let before = try store()
+        let before = try await view()
         let diff = try binary.run(["diff", "--now", nowText, "--format", "json"], in: scratch.path)
         check(diff.status == 0, "diff --format json exited \(diff.status): \(diff.stderr)")
         let ndjson = try binary.run(["diff", "--now", nowText, "--format", "ndjson"], in: scratch.path)
         check(ndjson.status == 0, "diff --format ndjson exited \(ndjson.stderr)")
-        check(try store() == before, "diff changed the store")
+        check(try await view() == before, "diff changed the store")
 
         let outcome = try await sync(nowText, plan, resumable: Set(before.pending.map(\.messageId)))
-        let after = try store()
+        let after = try await view()
         ledger.update(
             from: receiver, destination: { Self.destinations[$0] ?? "?" },
             isAudience: { key in Self.definitions.first { $0.key == key }?.isAudience ?? true })
@@ -362,7 +368,6 @@ final class FaultScenario {
 
     private func writeProject() throws {
         var configuration = """
-            database: audiences.db
             definitions: audiences
             space_id: \(Self.spaceID)
             destinations:
@@ -382,7 +387,7 @@ final class FaultScenario {
 
                 """
         }
-        try scratch.write("audience-sync.yml", configuration)
+        try store.writeConfiguration(configuration, in: scratch)
         try FileManager.default.createDirectory(atPath: scratch.file("audiences"), withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: scratch.file("keys"), withIntermediateDirectories: true)
         try scratch.write("keys/collector", Self.writeKeys["collector"]! + "\n")
@@ -427,7 +432,7 @@ final class FaultScenario {
         check((try? parseJSON(result.stdout))?["accepted"] as? Int == count, "ingest: \(result.stdout)")
     }
 
-    private func store() throws -> StoreView { try StoreView(databasePath: scratch.file("audiences.db")) }
+    private func view() async throws -> StoreView { try await StoreView(store) }
 
     // MARK: Checks
 
@@ -436,7 +441,8 @@ final class FaultScenario {
     ) {
         guard !condition else { return }
         failures += 1
-        Issue.record(Comment(rawValue: "seed \(seed), run \(run): \(message())"), sourceLocation: sourceLocation)
+        Issue.record(
+            Comment(rawValue: "\(store.kind), seed \(seed), run \(run): \(message())"), sourceLocation: sourceLocation)
     }
 
     /// (b) and (d) for the requests that arrived since the last check.
@@ -670,8 +676,8 @@ final class FaultScenario {
 
     /// Nothing lost: after a clean run, the receiver holds exactly the current state of every
     /// definition at every destination, and there is nothing left to send.
-    private func finalChecks() throws {
-        let store = try self.store()
+    private func finalChecks() async throws {
+        let store = try await view()
         check(store.pending.isEmpty, "\(store.pending.count) messages still pending")
         for id in heldAtKill {
             check((transmissions[id] ?? 0) >= 2, "\(id), held when a run was killed, was not sent again")

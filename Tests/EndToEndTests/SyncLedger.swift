@@ -23,7 +23,7 @@ func canonicalValue(_ value: JSONValue) -> String {
     return value.jsonString
 }
 
-/// What the store holds after a run, read on a read-only connection of its own.
+/// What the store holds after a run, read on a read-only store of its own.
 struct StoreView: Equatable {
     struct OutboxRow: Equatable {
         var id: Int64
@@ -44,23 +44,28 @@ struct StoreView: Equatable {
     /// Canonical values.
     var snapshot: [Slot: String]
 
-    init(databasePath: String) throws {
-        let database = try Database(path: databasePath, mode: .readOnly)
-        outbox = try database.prepare(
+    /// The outbox (each row with its effective state and its message) and the snapshots of `store`.
+    init(_ store: TestStore) async throws {
+        // SQLite keeps the message text in a table of its own; PostgreSQL on the outbox row.
+        let messages =
+            store.kind == .sqlite
+            ? "LEFT JOIN outbox_messages m ON m.id = o.id" : "LEFT JOIN outbox m ON m.id = o.id"
+        outbox = try await store.rows(
             """
             SELECT o.id, o.run_id, o.key, o.destination, o.user_id, o.value, o.removes, o.message_id, m.message, o.state,
                 o.created_at
-            FROM outbox_states o LEFT JOIN outbox_messages m ON m.id = o.id ORDER BY o.id
+            FROM outbox_states o \(messages) ORDER BY o.id
             """
-        ).rows().map { row in
+        ).map { (row: [SQLValue]) -> OutboxRow in
             OutboxRow(
                 id: row[0].int64 ?? -1, runId: row[1].int64 ?? -1,
                 slot: Slot(destination: row[3].string ?? "?", key: row[2].string ?? "?", user: row[4].string ?? "?"),
-                value: row[5].string ?? "?", removes: row[6].int64 == 1, messageId: row[7].string ?? "?",
-                message: row[8].string ?? "?", state: row[9].string ?? "?", createdAt: row[10].int64 ?? -1)
+                value: row[5].string ?? "?", removes: row[6] == .integer(1) || row[6] == .boolean(true),
+                messageId: row[7].string ?? "?", message: row[8].string ?? "?", state: row[9].string ?? "?",
+                createdAt: row[10].int64 ?? -1)
         }
         var snapshot: [Slot: String] = [:]
-        for row in try database.prepare("SELECT key, destination, user_id, value FROM snapshots").rows() {
+        for row in try await store.rows("SELECT key, destination, user_id, value FROM snapshots") {
             let slot = Slot(destination: row[1].string ?? "?", key: row[0].string ?? "?", user: row[2].string ?? "?")
             snapshot[slot] = canonicalValue(row[3].string ?? "?")
         }

@@ -20,6 +20,8 @@ public final class PostgresStore: Store {
     let logger: Logger
     /// The changes of the last diff (`stageDiff`), until the next one.
     let stagedDiff = NIOLockedValueBox<PostgresStagedChanges?>(nil)
+    /// The sync lock while this process holds it (`withSyncLock`), which every write checks.
+    let syncLockHolder = NIOLockedValueBox<SyncLockHolder?>(nil)
 
     public var location: String { target.description }
 

@@ -55,7 +55,8 @@ extension PostgresStore {
 
     /// Runs `body` in a transaction on a connection of the pool: committed when it returns, rolled
     /// back when it throws (its error is the one reported). `readOnly` makes PostgreSQL refuse any
-    /// write in it.
+    /// write in it; a transaction that may write first checks that a sync lock this process took
+    /// is still held (`checkSyncLock`).
     func inTransaction<T: Sendable>(readOnly: Bool = false, _ body: (PostgresConnection) async throws -> T)
         async throws -> T
     {
@@ -63,6 +64,7 @@ extension PostgresStore {
             try await connection.query(
                 PostgresQuery(unsafeSQL: readOnly ? "START TRANSACTION READ ONLY" : "BEGIN"), logger: logger)
             do {
+                if !readOnly { try await checkSyncLock(on: connection) }
                 let result = try await body(connection)
                 try await connection.query("COMMIT", logger: logger)
                 return result
@@ -572,11 +574,12 @@ extension PostgresStore {
         }
     }
 
-    /// One statement: the rows are found through `runs` and the outbox's run index; the newest
-    /// outbox row stays (ids come from a sequence and would keep growing anyway).
+    /// One statement (in a transaction, as every write of the sync state: `inTransaction`): the
+    /// rows are found through `runs` and the outbox's run index; the newest outbox row stays (ids
+    /// come from a sequence and would keep growing anyway).
     public func pruneDeliveredMessages(startedBefore cutoff: Int64) async throws {
         try requireWritable()
-        try await withConnection { connection in
+        try await inTransaction { connection in
             try await execute(
                 """
                 DELETE FROM outbox o USING runs r
