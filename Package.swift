@@ -96,11 +96,11 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        /// What several test targets share: the PostgreSQL test server's settings (not a product).
+        /// What several test targets share: the PostgreSQL test server's settings and a gzip writer (not a product).
         .target(
             name: "SharedTestSupport",
             dependencies: [
-                "AudienceSync",
+                "AudienceSync", "CZlib",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Tests/SharedTestSupport",
@@ -109,7 +109,7 @@ let package = Package(
         .testTarget(
             name: "AudienceSyncTests",
             dependencies: [
-                "AudienceSync",
+                "AudienceSync", "SharedTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Yams", package: "Yams"),

@@ -1,6 +1,6 @@
 import Foundation
-import NIOConcurrencyHelpers
 import PostgresNIO
+import SharedTestSupport
 import Testing
 
 @testable import AudienceSync
@@ -10,33 +10,9 @@ import Testing
 /// Without them a PostgreSQL test is skipped with a printed reason — unless
 /// `AUDIENCE_SYNC_TEST_POSTGRES_REQUIRED=1` (CI), where that is a failure.
 enum TestPostgres {
-    static let environment = ProcessInfo.processInfo.environment
-    static let urlVariable = "AUDIENCE_SYNC_TEST_POSTGRES_URL"
-    static let passwordVariable = "AUDIENCE_SYNC_TEST_POSTGRES_PASSWORD"
-
     /// A location in a new schema of the test database; nil (after recording why) when there is no server.
     static func newLocation() throws -> PostgresLocation? {
-        guard let url = environment[urlVariable], !url.isEmpty else {
-            let reason = "no PostgreSQL server: \(urlVariable) is not set (run the tests under scripts/postgres-test-server.sh run -- swift test)"
-            if environment["AUDIENCE_SYNC_TEST_POSTGRES_REQUIRED"] == "1" {
-                Issue.record(Comment(rawValue: reason))
-            } else {
-                skipped(reason)
-            }
-            return nil
-        }
-        let schema = "test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
-        return try PostgresLocation(url: url, password: Secret(.environment(passwordVariable)), schema: schema)
-    }
-
-    /// Prints the reason for skipping once per test process.
-    private static let printed = NIOLockedValueBox(false)
-    static func skipped(_ reason: String) {
-        let first = printed.withLockedValue { done in
-            defer { done = true }
-            return !done
-        }
-        if first { print("skipping the PostgreSQL tests: \(reason)") }
+        try PostgresTestServer.newLocation { Issue.record(Comment(rawValue: $0)) }
     }
 
     /// Runs `body` with a store in a new schema, dropped afterwards; nil when there is no server.

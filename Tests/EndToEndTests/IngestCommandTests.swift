@@ -1,4 +1,5 @@
 import Foundation
+import SharedTestSupport
 import Testing
 
 /// `audience-sync ingest` run as a user runs it, on the demo project and small inputs.

@@ -1,5 +1,6 @@
 import AudienceSync
 import Foundation
+import SharedTestSupport
 import Testing
 
 /// What `audience-sync serve` does with the messages it is given (SPEC §11.1, §11.2): sizes,

@@ -1,5 +1,6 @@
 import AudienceSync
 import Foundation
+import SharedTestSupport
 import Testing
 
 /// `audience-sync serve` (SPEC §11.1, §11.2) run as a user runs it, on loopback: every route, both

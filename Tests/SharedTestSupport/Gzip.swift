@@ -1,10 +1,8 @@
 import CZlib
 
-// The same helper as `AudienceSyncTests/Gzip.swift`: test targets cannot share a source file.
-
 /// `bytes` as one gzip member, deflated by zlib at `level` (so that the tests need no gzip tool).
 /// Members made by separate calls and put one after another are a multi-member stream.
-func gzip(_ bytes: [UInt8], level: Int32 = Z_DEFAULT_COMPRESSION) -> [UInt8] {
+public func gzip(_ bytes: [UInt8], level: Int32 = Z_DEFAULT_COMPRESSION) -> [UInt8] {
     let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
     stream.initialize(to: z_stream())
     defer { stream.deallocate() }
@@ -25,4 +23,4 @@ func gzip(_ bytes: [UInt8], level: Int32 = Z_DEFAULT_COMPRESSION) -> [UInt8] {
     return Array(output[0..<written])
 }
 
-func gzip(_ text: String, level: Int32 = Z_DEFAULT_COMPRESSION) -> [UInt8] { gzip(Array(text.utf8), level: level) }
+public func gzip(_ text: String, level: Int32 = Z_DEFAULT_COMPRESSION) -> [UInt8] { gzip(Array(text.utf8), level: level) }
