@@ -52,7 +52,7 @@ struct ServeRun {
                     + "(swift build -c release), or name it with --serve-binary")
         }
         // The store: the deliver stage's, with its `Bench Deliver` events, plus a server section.
-        let syncRun = SyncRun(
+        let syncRun = try SyncRun(
             workFolder: workFolder, now: now, diffMembers: 20, deliverMessages: max(1, options.syncMembers),
             httpConcurrency: 4)
         let configurationPath = try await syncRun.prepare(diff: false, deliver: options.syncMembers > 0, port: 9)
@@ -86,7 +86,7 @@ struct ServeRun {
         try await group.shutdownGracefully()
 
         // Every message answered 200 is in the store, once.
-        let store = try await SQLiteStore(path: syncRun.databasePath, access: .readOnly)
+        let store = try await SQLiteStore(path: SyncRun.sqlitePath(workFolder), access: .readOnly)
         let rows = try await store.rows(
             CompiledQuery(sql: "SELECT count(*) FROM events WHERE event = ?1", binds: [.text(Self.eventName)]))
         let stored: Int
@@ -250,7 +250,7 @@ struct ServeRun {
     private func runSync(configurationPath: String, members: Int) async throws -> SyncTimeline {
         let configuration = try Configuration.load(file: configurationPath)
         let definitions = try DefinitionSet.load(directory: workFolder.file("sync-audiences"), configuration: configuration)
-        let store = try await SQLiteStore(path: workFolder.file("sync.sqlite3"))
+        let store = try await SQLiteStore(path: SyncRun.sqlitePath(workFolder))
         // The syncer's debug line "pair diffed" marks the end of its diff (read-only) and the start
         // of its outbox write (the store's write lock held until delivery starts).
         let diffed = DeliveryMarks()
@@ -302,8 +302,8 @@ struct SyncTimeline {
     var seconds = 0.0
 }
 
-/// Drops every log line of the concurrent sync but marks when it says "pair diffed".
-private struct DiffMarkLogHandler: LogHandler {
+/// Drops every log line of a sync but marks when it says "pair diffed" (the end of its diff).
+struct DiffMarkLogHandler: LogHandler {
     let marks: DeliveryMarks
     var metadata: Logger.Metadata = [:]
     var logLevel: Logger.Level = .debug
@@ -320,7 +320,7 @@ private struct DiffMarkLogHandler: LogHandler {
 
 /// Times a sync's events: the first and last progress calls (its outbox is written and delivery
 /// starts; the last batch is recorded; what follows is the run's bookkeeping), or its diff's end.
-private final class DeliveryMarks: @unchecked Sendable {
+final class DeliveryMarks: @unchecked Sendable {
     private let lock = NSLock()
     private var first: UInt64?
     private var last: UInt64?
