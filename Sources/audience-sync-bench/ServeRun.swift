@@ -251,41 +251,26 @@ struct ServeRun {
         let configuration = try Configuration.load(file: configurationPath)
         let definitions = try DefinitionSet.load(directory: workFolder.file("sync-audiences"), configuration: configuration)
         let store = try await SQLiteStore(path: SyncRun.sqlitePath(workFolder))
-        // The syncer's debug line "pair diffed" marks the end of its diff (read-only) and the start
-        // of its outbox write (the store's write lock held until delivery starts).
-        let diffed = DeliveryMarks()
-        var logger = Logger(label: "audience-sync-bench") { _ in DiffMarkLogHandler(marks: diffed) }
-        logger.logLevel = .debug
-        var syncer = Syncer(store: store, definitions: definitions, configuration: configuration, logger: logger)
-        let delivering = DeliveryMarks()
-        syncer.progress = { _ in delivering.mark() }
-        let started = ContinuousClock.now
-        let startedAt = LoadDriver.now()
-        let result = try await syncer.sync(
-            SyncSelection(definitions: ["bench_deliver"], destinations: ["deliver_file"], force: true), now: now)
-        let seconds = Self.seconds(ContinuousClock.now - started)
-        let ended = LoadDriver.now()
-        let marks = delivering.marks
-        let deliveringAt = marks.first ?? startedAt
+        let sync = try await TimedSync.run(
+            on: store, definitions: definitions, configuration: configuration, destination: "deliver_file", now: now)
+        let result = sync.result
+        let deliveringAt = sync.deliveringAt ?? sync.startedAt
         let timeline = SyncTimeline(
-            startedAt: startedAt, diffedAt: min(diffed.marks.first ?? startedAt, deliveringAt),
-            deliveringAt: deliveringAt, deliveredAt: marks.last ?? ended, endedAt: ended, seconds: seconds)
+            startedAt: sync.startedAt, diffedAt: min(sync.diffedAt ?? sync.startedAt, deliveringAt),
+            deliveringAt: deliveringAt, deliveredAt: sync.deliveredAt ?? sync.endedAt, endedAt: sync.endedAt,
+            seconds: Double(sync.endedAt - sync.startedAt) / 1e9)
         guard let pair = result.pairs.first, pair.sent == members, pair.failed == 0 else {
             throw AudienceSyncError(
                 .delivery, "serve: the concurrent sync did not send its \(members) messages: \(ReportJSON.encode(result))")
         }
         Progress.note(
-            "serve: the concurrent first sync sent \(pair.sent) messages to the file in \(format(seconds, 3)) s "
-                + "(diff \(format(Double(timeline.diffedAt - startedAt) / 1e9, 3)) s, outbox written in one "
+            "serve: the concurrent first sync sent \(pair.sent) messages to the file in \(format(timeline.seconds, 3)) s "
+                + "(diff \(format(Double(timeline.diffedAt - timeline.startedAt) / 1e9, 3)) s, outbox written in one "
                 + "transaction \(format(Double(timeline.deliveringAt - timeline.diffedAt) / 1e9, 3)) s, delivery "
                 + "\(format(Double(timeline.deliveredAt - timeline.deliveringAt) / 1e9, 3)) s, then "
-                + "\(format(Double(ended - timeline.deliveredAt) / 1e9, 3)) s to the end)")
+                + "\(format(Double(timeline.endedAt - timeline.deliveredAt) / 1e9, 3)) s to the end)")
         try? FileManager.default.removeItem(atPath: workFolder.file("deliver.ndjson"))
         return timeline
-    }
-
-    static func seconds(_ duration: Swift.Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }
 

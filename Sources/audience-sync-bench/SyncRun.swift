@@ -243,27 +243,19 @@ struct SyncRun {
         of destination: String, on store: any Store, definitions: DefinitionSet, configuration: Configuration
     ) async throws -> FirstSyncTimes {
         let rssBefore = ProcessFigures.peakResidentMebibytes()
-        let diffed = DeliveryMarks()
-        var logger = Logger(label: "audience-sync-bench") { _ in DiffMarkLogHandler(marks: diffed) }
-        logger.logLevel = .debug
-        var syncer = Syncer(store: store, definitions: definitions, configuration: configuration, logger: logger)
-        let delivering = DeliveryMarks()
-        syncer.progress = { _ in delivering.mark() }
-        let started = LoadDriver.now()
-        let result = try await syncer.sync(
-            SyncSelection(definitions: ["bench_deliver"], destinations: [destination], force: true), now: now)
-        let ended = LoadDriver.now()
-        guard let pair = result.pairs.first, pair.sent == deliverMessages, pair.failed == 0, pair.pending == 0 else {
+        let sync = try await TimedSync.run(
+            on: store, definitions: definitions, configuration: configuration, destination: destination, now: now)
+        guard let pair = sync.result.pairs.first, pair.sent == deliverMessages, pair.failed == 0, pair.pending == 0 else {
             throw AudienceSyncError(
-                .delivery, "deliver: \(destination): expected \(deliverMessages) messages sent, got \(ReportJSON.encode(result))")
+                .delivery,
+                "deliver: \(destination): expected \(deliverMessages) messages sent, got \(ReportJSON.encode(sync.result))")
         }
-        let marks = delivering.marks
-        guard let diffedAt = diffed.marks.first, let first = marks.first, let last = marks.last else {
+        guard let diffedAt = sync.diffedAt, let first = sync.deliveringAt, let last = sync.deliveredAt else {
             throw AudienceSyncError(.delivery, "deliver: \(destination): the sync's diff and delivery were not timed")
         }
         func span(_ from: UInt64, _ to: UInt64) -> Double { Double(to &- from) / 1e9 }
         return FirstSyncTimes(
-            total: span(started, ended), diff: span(started, diffedAt), outbox: span(diffedAt, first),
+            total: span(sync.startedAt, sync.endedAt), diff: span(sync.startedAt, diffedAt), outbox: span(diffedAt, first),
             delivery: span(first, last), rssBefore: rssBefore)
     }
 
@@ -283,4 +275,36 @@ struct FirstSyncTimes {
     var outbox: Double
     var delivery: Double
     var rssBefore: Double
+}
+
+/// A first sync (`--force`) of `bench_deliver` to one destination, as the deliver and serve stages
+/// run it, with its moments (`LoadDriver.now()`): started, diffed (the syncer's debug line "pair
+/// diffed": the diff, read-only, is over and the outbox write begins), delivering and delivered
+/// (its first and last progress calls: the outbox written; the last batch recorded), ended.
+struct TimedSync {
+    var result: SyncReport
+    var startedAt: UInt64
+    var diffedAt: UInt64?
+    var deliveringAt: UInt64?
+    var deliveredAt: UInt64?
+    var endedAt: UInt64
+
+    static func run(
+        on store: any Store, definitions: DefinitionSet, configuration: Configuration, destination: String, now: Int64
+    ) async throws -> TimedSync {
+        let diffed = DeliveryMarks()
+        var logger = Logger(label: "audience-sync-bench") { _ in DiffMarkLogHandler(marks: diffed) }
+        logger.logLevel = .debug
+        var syncer = Syncer(store: store, definitions: definitions, configuration: configuration, logger: logger)
+        let delivering = DeliveryMarks()
+        syncer.progress = { _ in delivering.mark() }
+        let startedAt = LoadDriver.now()
+        let result = try await syncer.sync(
+            SyncSelection(definitions: ["bench_deliver"], destinations: [destination], force: true), now: now)
+        let endedAt = LoadDriver.now()
+        let marks = delivering.marks
+        return TimedSync(
+            result: result, startedAt: startedAt, diffedAt: diffed.marks.first, deliveringAt: marks.first,
+            deliveredAt: marks.last, endedAt: endedAt)
+    }
 }
