@@ -45,14 +45,15 @@ struct Bench: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Run ingest and compute on this PostgreSQL database (postgres://USER@HOST:PORT/DB; the password from "
-                + "$PGPASSWORD) instead of an SQLite file.",
+            "Run ingest, compute, diff and deliver on this PostgreSQL database (postgres://USER@HOST:PORT/DB; the "
+                + "password from $PGPASSWORD) instead of SQLite files.",
             valueName: "url"))
     var store: String?
 
     @Option(
         help: ArgumentHelp(
-            "The schema of --store the stages use; an ingest drops and recreates it.", valueName: "name"))
+            "The schema of --store ingest and compute use (an ingest drops and recreates it); diff and deliver "
+                + "rebuild <name>_sync.", valueName: "name"))
     var storeSchema = "audience_sync_bench"
 
     @Option(help: ArgumentHelp("Ingest this NDJSON file instead of generating events.", valueName: "file"))
@@ -240,7 +241,7 @@ struct Bench: AsyncParsableCommand {
         let reused: Bool
         switch location {
         case .sqlite(let path): reused = db != nil && FileManager.default.fileExists(atPath: path)
-        case .postgres: reused = !requested.contains(.ingest)
+        case .postgres: reused = !requested.contains(.ingest) && requested.contains(where: \.needsDatabase)
         }
         if reused {
             if requested.contains(.ingest) {
@@ -263,7 +264,7 @@ struct Bench: AsyncParsableCommand {
                 }
             }
         }
-        report.storeSettings = try await location.serverSettings()
+        if requested.contains(where: \.needsDatabase) { report.storeSettings = try await location.serverSettings() }
 
         if requested.contains(.compute) {
             let run = ComputeRun(
@@ -273,9 +274,9 @@ struct Bench: AsyncParsableCommand {
         }
 
         if requested.contains(.diff) || requested.contains(.deliver) {
-            let run = SyncRun(
-                workFolder: workFolder, now: end, diffMembers: diffMembers, deliverMessages: deliverMessages,
-                httpConcurrency: httpConcurrency)
+            let run = try SyncRun(
+                workFolder: workFolder, storeURL: store, storeSchema: storeSchema, now: end, diffMembers: diffMembers,
+                deliverMessages: deliverMessages, httpConcurrency: httpConcurrency)
             // A collector that answers 200 to `POST /v1/batch` (404 to anything else) and counts.
             let receiver = LoopbackReceiver(
                 plan: LoopbackReceiver.Plan { request in
@@ -287,6 +288,7 @@ struct Bench: AsyncParsableCommand {
             do {
                 let configurationPath = try await run.prepare(
                     diff: requested.contains(.diff), deliver: requested.contains(.deliver), port: receiver.port)
+                if !requested.contains(where: \.needsDatabase) { report.storeSettings = try await run.location.serverSettings() }
                 if requested.contains(.diff) {
                     try await run.measureDiff(configurationPath: configurationPath, into: &report)
                 }
@@ -313,21 +315,23 @@ struct Bench: AsyncParsableCommand {
         FileHandle.standardOutput.write(Data((report.json.jsonString + "\n").utf8))
     }
 
-    /// `--store` with what it cannot go with: a `--db`, or a stage that needs the sync state.
+    /// `--store` with what it cannot go with: a `--db`, or a stage that runs on SQLite only.
     private func validateStore(_ requested: [BenchStage]) throws {
         guard let store else { return }
         guard db == nil else { throw ValidationError("--store and --db name two stores: give one of them.") }
         do {
             _ = try PostgresLocation(url: store, schema: storeSchema)
+            if requested.contains(.diff) || requested.contains(.deliver) {
+                _ = try PostgresLocation(url: store, schema: SyncRun.syncSchema(storeSchema))
+            }
         } catch {
             throw ValidationError("--store/--store-schema: \(error)")
         }
-        let refused = requested.filter(\.needsSyncState).map(\.rawValue)
-        guard refused.isEmpty else {
+        guard !requested.contains(where: \.isSQLiteOnly) else {
             throw ValidationError(
-                "--store: the \(refused.joined(separator: ", ")) stage\(refused.count > 1 ? "s need" : " needs") "
-                    + "a sync store the benchmark builds itself, on SQLite only for now; run --stages ingest,compute "
-                    + "with --store, and those stages without it.")
+                "--store: the serve stage runs on SQLite only: it starts the audience-sync executable on an SQLite "
+                    + "store of the work folder and reads that file to check every message stored; run it without "
+                    + "--store (ingest, compute, diff and deliver run on PostgreSQL).")
         }
     }
 

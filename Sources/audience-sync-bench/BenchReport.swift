@@ -30,9 +30,9 @@ struct BenchReport {
     var diffComputeSeconds: Double?
     /// Messages the deliver stage sent to each destination.
     var deliverMessages: Int?
-    /// The whole first sync (diff, outbox, delivery) to each destination, in seconds.
-    var deliverFileSyncSeconds: Double?
-    var deliverHTTPSyncSeconds: Double?
+    /// The whole first sync (diff, outbox, delivery) to each destination, and its parts.
+    var deliverFileSync: FirstSyncTimes?
+    var deliverHTTPSync: FirstSyncTimes?
     /// Batch requests the loopback receiver answered.
     var deliverHTTPRequests: Int?
     /// Events per second stored through `/v1/batch` (the best connection count), each request
@@ -60,7 +60,7 @@ struct BenchReport {
     var peakResidentBeforeIngestMebibytes: Double?
     var ingestSeconds: Double?
     var ingestSummary: IngestSummary?
-    /// The store the ingest and compute stages ran on: `sqlite` or `postgresql`.
+    /// The store the stages ran on: `sqlite` or `postgresql`.
     var store = "sqlite"
     /// For PostgreSQL, the server's version and settings that bear on the figures; else null.
     var storeSettings: JSONValue = .null
@@ -151,15 +151,24 @@ struct BenchReport {
         ])
     }
 
-    /// The deliver stage's message count, whole-sync times and HTTP request count.
+    /// The deliver stage's message count, whole-sync times with their parts, and HTTP request count.
     var deliverDetail: JSONValue {
         guard let deliverMessages else { return .null }
         let requests: JSONValue = deliverHTTPRequests.map { .int($0) } ?? .null
+        func parts(_ sync: FirstSyncTimes?) -> JSONValue {
+            guard let sync else { return .null }
+            return .object([
+                "diff": rounded(sync.diff, places: 3), "outbox": rounded(sync.outbox, places: 3),
+                "delivery": rounded(sync.delivery, places: 3),
+            ])
+        }
         return .object([
             "messages": .int(deliverMessages),
-            "file_sync_s": rounded(deliverFileSyncSeconds, places: 3),
-            "http_sync_s": rounded(deliverHTTPSyncSeconds, places: 3),
+            "file_sync_s": rounded(deliverFileSync?.total, places: 3),
+            "http_sync_s": rounded(deliverHTTPSync?.total, places: 3),
             "http_requests": requests,
+            "file_sync_parts_s": parts(deliverFileSync),
+            "http_sync_parts_s": parts(deliverHTTPSync),
         ])
     }
 

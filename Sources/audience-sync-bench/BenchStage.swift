@@ -16,9 +16,11 @@ enum BenchStage: String, CaseIterable {
     /// Diff, deliver and serve build a store of their own (`SyncRun`, `ServeRun`).
     var needsDatabase: Bool { self == .ingest || self == .compute }
 
-    /// Whether the stage builds a sync store of its own (snapshots, outbox, runs), which the
-    /// benchmark makes on SQLite only for now: these stages are refused with `--store`.
-    var needsSyncState: Bool { self == .diff || self == .deliver || self == .serve }
+    /// Whether the stage runs on SQLite only, and is refused with `--store`: `serve` runs the
+    /// `audience-sync` executable as a child process on an SQLite sync store of the work folder,
+    /// and reads that file to check what it stored. (Diff and deliver build their sync store on
+    /// either kind of store.)
+    var isSQLiteOnly: Bool { self == .serve }
 
     /// `ingest,compute` → the stages, in run order, without repeats.
     static func parseList(_ text: String) throws -> [BenchStage] {

@@ -2,8 +2,8 @@ import AudienceSync
 import Foundation
 import Logging
 
-/// What the benchmark does to the store its ingest and compute stages run on, an SQLite file or a
-/// schema of a PostgreSQL database (`--store`), beyond what the engine itself does.
+/// What the benchmark does to the stores its stages run on, SQLite files or schemas of a
+/// PostgreSQL database (`--store`), beyond what the engine itself does.
 extension StoreLocation {
     /// Removes everything stored, so that an ingest starts from an empty store: the SQLite file
     /// with its `-wal` and `-shm`, or the PostgreSQL schema with every table in it (the store
@@ -72,6 +72,14 @@ extension StoreLocation {
                 if case .text(let name) = row[0], case .text(let value) = row[1] { settings[name] = value }
             }
             return .object(names.compactMap { name in settings[name].map { JSONValue.Member(name, .string($0)) } })
+        }
+    }
+
+    /// Where the store is, for progress lines: the SQLite file, or the database and schema.
+    var place: String {
+        switch self {
+        case .sqlite(let path): return path
+        case .postgres(let target): return target.description
         }
     }
 

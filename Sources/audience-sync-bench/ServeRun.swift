@@ -52,7 +52,7 @@ struct ServeRun {
                     + "(swift build -c release), or name it with --serve-binary")
         }
         // The store: the deliver stage's, with its `Bench Deliver` events, plus a server section.
-        let syncRun = SyncRun(
+        let syncRun = try SyncRun(
             workFolder: workFolder, now: now, diffMembers: 20, deliverMessages: max(1, options.syncMembers),
             httpConcurrency: 4)
         let configurationPath = try await syncRun.prepare(diff: false, deliver: options.syncMembers > 0, port: 9)
@@ -86,7 +86,7 @@ struct ServeRun {
         try await group.shutdownGracefully()
 
         // Every message answered 200 is in the store, once.
-        let store = try await SQLiteStore(path: syncRun.databasePath, access: .readOnly)
+        let store = try await SQLiteStore(path: SyncRun.sqlitePath(workFolder), access: .readOnly)
         let rows = try await store.rows(
             CompiledQuery(sql: "SELECT count(*) FROM events WHERE event = ?1", binds: [.text(Self.eventName)]))
         let stored: Int
@@ -250,42 +250,27 @@ struct ServeRun {
     private func runSync(configurationPath: String, members: Int) async throws -> SyncTimeline {
         let configuration = try Configuration.load(file: configurationPath)
         let definitions = try DefinitionSet.load(directory: workFolder.file("sync-audiences"), configuration: configuration)
-        let store = try await SQLiteStore(path: workFolder.file("sync.sqlite3"))
-        // The syncer's debug line "pair diffed" marks the end of its diff (read-only) and the start
-        // of its outbox write (the store's write lock held until delivery starts).
-        let diffed = DeliveryMarks()
-        var logger = Logger(label: "audience-sync-bench") { _ in DiffMarkLogHandler(marks: diffed) }
-        logger.logLevel = .debug
-        var syncer = Syncer(store: store, definitions: definitions, configuration: configuration, logger: logger)
-        let delivering = DeliveryMarks()
-        syncer.progress = { _ in delivering.mark() }
-        let started = ContinuousClock.now
-        let startedAt = LoadDriver.now()
-        let result = try await syncer.sync(
-            SyncSelection(definitions: ["bench_deliver"], destinations: ["deliver_file"], force: true), now: now)
-        let seconds = Self.seconds(ContinuousClock.now - started)
-        let ended = LoadDriver.now()
-        let marks = delivering.marks
-        let deliveringAt = marks.first ?? startedAt
+        let store = try await SQLiteStore(path: SyncRun.sqlitePath(workFolder))
+        let sync = try await TimedSync.run(
+            on: store, definitions: definitions, configuration: configuration, destination: "deliver_file", now: now)
+        let result = sync.result
+        let deliveringAt = sync.deliveringAt ?? sync.startedAt
         let timeline = SyncTimeline(
-            startedAt: startedAt, diffedAt: min(diffed.marks.first ?? startedAt, deliveringAt),
-            deliveringAt: deliveringAt, deliveredAt: marks.last ?? ended, endedAt: ended, seconds: seconds)
+            startedAt: sync.startedAt, diffedAt: min(sync.diffedAt ?? sync.startedAt, deliveringAt),
+            deliveringAt: deliveringAt, deliveredAt: sync.deliveredAt ?? sync.endedAt, endedAt: sync.endedAt,
+            seconds: Double(sync.endedAt - sync.startedAt) / 1e9)
         guard let pair = result.pairs.first, pair.sent == members, pair.failed == 0 else {
             throw AudienceSyncError(
                 .delivery, "serve: the concurrent sync did not send its \(members) messages: \(ReportJSON.encode(result))")
         }
         Progress.note(
-            "serve: the concurrent first sync sent \(pair.sent) messages to the file in \(format(seconds, 3)) s "
-                + "(diff \(format(Double(timeline.diffedAt - startedAt) / 1e9, 3)) s, outbox written in one "
+            "serve: the concurrent first sync sent \(pair.sent) messages to the file in \(format(timeline.seconds, 3)) s "
+                + "(diff \(format(Double(timeline.diffedAt - timeline.startedAt) / 1e9, 3)) s, outbox written in one "
                 + "transaction \(format(Double(timeline.deliveringAt - timeline.diffedAt) / 1e9, 3)) s, delivery "
                 + "\(format(Double(timeline.deliveredAt - timeline.deliveringAt) / 1e9, 3)) s, then "
-                + "\(format(Double(ended - timeline.deliveredAt) / 1e9, 3)) s to the end)")
+                + "\(format(Double(timeline.endedAt - timeline.deliveredAt) / 1e9, 3)) s to the end)")
         try? FileManager.default.removeItem(atPath: workFolder.file("deliver.ndjson"))
         return timeline
-    }
-
-    static func seconds(_ duration: Swift.Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }
 
@@ -302,8 +287,8 @@ struct SyncTimeline {
     var seconds = 0.0
 }
 
-/// Drops every log line of the concurrent sync but marks when it says "pair diffed".
-private struct DiffMarkLogHandler: LogHandler {
+/// Drops every log line of a sync but marks when it says "pair diffed" (the end of its diff).
+struct DiffMarkLogHandler: LogHandler {
     let marks: DeliveryMarks
     var metadata: Logger.Metadata = [:]
     var logLevel: Logger.Level = .debug
@@ -320,7 +305,7 @@ private struct DiffMarkLogHandler: LogHandler {
 
 /// Times a sync's events: the first and last progress calls (its outbox is written and delivery
 /// starts; the last batch is recorded; what follows is the run's bookkeeping), or its diff's end.
-private final class DeliveryMarks: @unchecked Sendable {
+final class DeliveryMarks: @unchecked Sendable {
     private let lock = NSLock()
     private var first: UInt64?
     private var last: UInt64?

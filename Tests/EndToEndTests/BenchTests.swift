@@ -73,6 +73,9 @@ import Testing
         #expect((figures["deliver_file_msgs_per_s"] as? Double ?? 0) > 0)
         #expect((figures["deliver_http_msgs_per_s"] as? Double ?? 0) > 0)
         #expect((figures["peak_rss_mb"] as? Double ?? 0) > 0)
+        let deliver = figures["deliver"] as? [String: Any]
+        #expect((deliver?["http_sync_s"] as? Double ?? 0) > 0)
+        #expect((deliver?["http_sync_parts_s"] as? [String: Any])?["delivery"] is Double)
         #expect(errors.contains("diff: 20000 members against a snapshot of 20000: 1000 entered, 1000 exited"))
         #expect(errors.contains("the receiver counted 20000 messages"))
     }
@@ -141,18 +144,7 @@ import Testing
     /// the engine, in a schema of the test server (`AUDIENCE_SYNC_TEST_POSTGRES_URL`) dropped afterwards.
     /// Skipped with a printed reason without a server, unless `AUDIENCE_SYNC_TEST_POSTGRES_REQUIRED=1`.
     @Test func ingestAndComputeStagesRunOnPostgreSQL() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        guard let url = environment["AUDIENCE_SYNC_TEST_POSTGRES_URL"], !url.isEmpty else {
-            let reason = "no PostgreSQL server: AUDIENCE_SYNC_TEST_POSTGRES_URL is not set "
-                + "(run the tests under scripts/postgres-test-server.sh run -- swift test)"
-            if environment["AUDIENCE_SYNC_TEST_POSTGRES_REQUIRED"] == "1" {
-                Issue.record(Comment(rawValue: reason))
-            } else {
-                print("skipping the benchmark on PostgreSQL: \(reason)")
-            }
-            return
-        }
-        let password = environment["AUDIENCE_SYNC_TEST_POSTGRES_PASSWORD"] ?? ""
+        guard let (url, password) = Self.testServer("the benchmark on PostgreSQL") else { return }
         let schema = "bench_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
         let location = try PostgresLocation(
             url: url, password: Secret(.environment("AUDIENCE_SYNC_TEST_POSTGRES_PASSWORD")), schema: schema)
@@ -184,14 +176,45 @@ import Testing
         #expect(figures["baseline_matches"] as? Bool == true)
     }
 
-    /// The stages that build their own sync store do so on SQLite only: with --store they are refused before anything runs.
-    @Test func syncStagesOnPostgreSQLAreAUsageError() async throws {
+    /// `--store` with the diff and deliver stages: their sync store in the schema `<schema>_sync` of
+    /// the test server, the same syncer as on SQLite; both schemas dropped afterwards.
+    @Test func diffAndDeliverStagesRunOnPostgreSQL() async throws {
+        guard let (url, password) = Self.testServer("the benchmark's sync stages on PostgreSQL") else { return }
+        let schema = "bench_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let (status, output, errors) = try Self.run(
+            [
+                "--store", url, "--store-schema", schema, "--stages", "diff,deliver", "--diff-members", "2000",
+                "--deliver-messages", "2000",
+            ], environment: ["PGPASSWORD": password])
+        let location = try PostgresLocation(
+            url: url, password: Secret(.environment("AUDIENCE_SYNC_TEST_POSTGRES_PASSWORD")), schema: schema)
+        try await PostgresStore.withStore(location) { store in
+            _ = try await store.rows(CompiledQuery(sql: "DROP SCHEMA IF EXISTS \"\(schema)_sync\" CASCADE", binds: []))
+            _ = try await store.rows(CompiledQuery(sql: "DROP SCHEMA IF EXISTS \"\(schema)\" CASCADE", binds: []))
+        }
+        #expect(status == 0, "stderr: \(errors)")
+        let object = try JSONSerialization.jsonObject(with: output) as? [String: Any]
+        let figures = try #require(object, "stdout is not one JSON object: \(String(decoding: output, as: UTF8.self))")
+        #expect(figures["store"] as? String == "postgresql")
+        #expect((figures["postgres_settings"] as? [String: Any])?["shared_buffers"] is String)
+        #expect((figures["diff_s"] as? Double ?? 0) > 0)
+        #expect((figures["deliver_file_msgs_per_s"] as? Double ?? 0) > 0)
+        #expect((figures["deliver_http_msgs_per_s"] as? Double ?? 0) > 0)
+        let deliver = figures["deliver"] as? [String: Any]
+        #expect((deliver?["file_sync_s"] as? Double ?? 0) > 0)
+        #expect((deliver?["file_sync_parts_s"] as? [String: Any])?["outbox"] is Double)
+        #expect(errors.contains("diff: 2000 members against a snapshot of 2000: 100 entered, 100 exited"))
+        #expect(errors.contains("the receiver counted 2000 messages"))
+    }
+
+    /// The serve stage runs on SQLite only: with --store it is refused, with its reason, before anything runs.
+    @Test func serveOnPostgreSQLIsAUsageError() async throws {
         let (status, output, errors) = try Self.run([
-            "--store", "postgres://bench@127.0.0.1:1/bench", "--stages", "ingest,diff,deliver",
+            "--store", "postgres://bench@127.0.0.1:1/bench", "--stages", "ingest,diff,serve",
         ])
         #expect(status == 64)
         #expect(output.isEmpty)
-        #expect(errors.contains("the diff, deliver stages need a sync store the benchmark builds itself"))
+        #expect(errors.contains("the serve stage runs on SQLite only"))
     }
 
     @Test func computeWithoutItsDefinitionsIsAUsageError() async throws {
@@ -208,6 +231,24 @@ import Testing
         #expect(status == 64)
         #expect(output.isEmpty)
         #expect(errors.contains("unknown stage 'nonsense'"))
+    }
+
+    /// The test server's URL and password (`AUDIENCE_SYNC_TEST_POSTGRES_URL`, `…_PASSWORD`); nil, with
+    /// `what` skipped and the reason printed, without them — or an issue recorded when
+    /// `AUDIENCE_SYNC_TEST_POSTGRES_REQUIRED=1`.
+    static func testServer(_ what: String) -> (url: String, password: String)? {
+        let environment = ProcessInfo.processInfo.environment
+        guard let url = environment["AUDIENCE_SYNC_TEST_POSTGRES_URL"], !url.isEmpty else {
+            let reason = "no PostgreSQL server: AUDIENCE_SYNC_TEST_POSTGRES_URL is not set "
+                + "(run the tests under scripts/postgres-test-server.sh run -- swift test)"
+            if environment["AUDIENCE_SYNC_TEST_POSTGRES_REQUIRED"] == "1" {
+                Issue.record(Comment(rawValue: reason))
+            } else {
+                print("skipping \(what): \(reason)")
+            }
+            return nil
+        }
+        return (url, environment["AUDIENCE_SYNC_TEST_POSTGRES_PASSWORD"] ?? "")
     }
 
     // MARK: Running the built binary

@@ -138,6 +138,12 @@ extension PostgresStore {
     /// a user is what the snapshot becomes), by user id. It returns a row of counts (kind 0, no
     /// user) and each change — `1` entered, `2` exited, `3` changed — with its user and value, in
     /// user-id byte order (every id column is `COLLATE "C"`).
+    ///
+    /// The pending rows above the mark are also bounded by the pair's last pending row (found at
+    /// the end of its range of the partial index `outbox_pending`): every row stays `pending` once
+    /// the mark covers it, so the planner, which cannot see that the rows above a pair's mark are
+    /// few, may read them through the primary key from the mark on — over every later row of other
+    /// pairs (0.5 s for 100,000 rows of the next destination) — unless the range ends there too.
     static func diffQuery(_ request: DiffRequest) -> PostgresQuery {
         let members = request.members
         let audience = request.kind == .audience
@@ -157,6 +163,8 @@ extension PostgresStore {
                 SELECT user_id, value, removes, id FROM outbox
                 WHERE key = \(key) AND destination = \(destination) AND state = 'pending'
                     AND id > \(mark(key: key, destination: destination))
+                    AND id <= (SELECT max(id) FROM outbox
+                        WHERE key = \(key) AND destination = \(destination) AND state = 'pending')
             ), base AS (
                 SELECT coalesce(q.user_id, s.user_id) AS user_id, coalesce(q.value, s.value) AS value,
                     coalesce(q.removes, false) AS removes
@@ -190,6 +198,11 @@ extension PostgresStore {
         let query = Self.diffQuery(request)
         let sampleSize = request.sampleSize
         let (staged, diff) = try await inTransaction(readOnly: true) { connection in
+            // The statement's costs are estimated far above what it takes (the definition's
+            // statement estimates a subplan per event), which makes PostgreSQL compile it with JIT
+            // (`jit_above_cost`): about 3 s of compiling before a diff of 100,000 members that then
+            // takes 2 s. Off for this transaction only.
+            try await connection.query("SET LOCAL jit = off", logger: logger)
             var staged = PostgresStagedChanges(pair: request.pair)
             var counts = PairCounts()
             var sample: [PairChange.Kind: [String]] = [.entered: [], .exited: [], .changed: []]
@@ -420,35 +433,32 @@ extension PostgresStore {
         AND id <= $4
         """
 
-    /// The batch is exactly the pair's pending rows in (after, through] (checked first, in the
-    /// transaction); every earlier row of the pair is resolved (delivery goes in id order and stops
-    /// at the first batch not resolved whole), so the mark may move to `through`. The snapshot is
-    /// updated with one statement: the last row of each user in force (a batch has each user once,
-    /// but a second row of a user must not make the statement fail).
+    /// The batch is exactly the pair's pending rows in (after, through] (read in the transaction,
+    /// and counted); every earlier row of the pair is resolved (delivery goes in id order and stops
+    /// at the first batch not resolved whole), so the mark may move to `through`. The last row of
+    /// each user in the batch is what the snapshot becomes (a batch has each user once, but a
+    /// second row of a user must not make the transaction fail).
     public func acknowledge(_ pair: PairName, after: Int64, through: Int64, count expected: Int) async throws {
         try requireWritable()
         let range = bound(pair) + [.integer(after), .integer(through)]
         let values = bound(pair) + [.integer(through)]
         try await inTransaction { connection in
-            let marked = try await count("SELECT count(*) FROM outbox WHERE \(Self.inRange)", range, on: connection)
+            var latest = SnapshotChanges()
+            var marked = 0
+            let query = PostgresQuery(
+                unsafeSQL: "SELECT user_id, value, removes FROM outbox WHERE \(Self.inRange) ORDER BY id",
+                binds: PostgresBindings(range))
+            for try await row in try await connection.query(query, logger: logger) {
+                let (userId, value, removes) = try row.decode((String, String, Bool).self)
+                latest.set(userId, value: value, removes: removes)
+                marked += 1
+            }
             guard marked == expected else {
                 throw AudienceSyncError(
                     .store,
                     "outbox of \(pair.key) → \(pair.destination) changed during delivery (\(marked) of \(expected) rows)")
             }
-            try await execute(
-                """
-                WITH latest AS (
-                    SELECT DISTINCT ON (user_id) user_id, value, removes FROM outbox WHERE \(Self.inRange)
-                    ORDER BY user_id, id DESC
-                ), removed AS (
-                    DELETE FROM snapshots s USING latest l
-                    WHERE l.removes AND s.key = $1 AND s.destination = $2 AND s.user_id = l.user_id
-                )
-                INSERT INTO snapshots (key, destination, user_id, value)
-                SELECT $1, $2, user_id, value FROM latest WHERE NOT removes
-                ON CONFLICT (key, destination, user_id) DO UPDATE SET value = excluded.value
-                """, range, on: connection)
+            try await apply(latest, to: pair, on: connection)
             try await execute(
                 """
                 INSERT INTO outbox_marks (key, destination, through_id) VALUES ($1, $2, $3)
@@ -457,9 +467,45 @@ extension PostgresStore {
         }
     }
 
+    /// Applies the last change of each user to the pair's snapshot: the removals deleted, the rest
+    /// written (inserted, or their value replaced).
+    ///
+    /// The users come as bound arrays, so that each statement finds its rows through the snapshot's
+    /// primary key whatever the planner believes of the tables. A join of the snapshot with the
+    /// batch's outbox rows, as this was written before, is planned from statistics that a first
+    /// sync makes stale as it goes (the pair's snapshot and pending rows grow from nothing to
+    /// millions between two ANALYZEs): estimating one row on each side, the planner chose to scan
+    /// the pair's whole snapshot and look each row up in the batch — a cost that grew with every
+    /// batch delivered (20 s for the second batch of 10,000).
+    private func apply(_ latest: SnapshotChanges, to pair: PairName, on connection: PostgresConnection) async throws {
+        let (written, values, removed) = latest.arrays
+        if !removed.isEmpty {
+            var binds = PostgresBindings(capacity: 3)
+            binds.append(pair.key)
+            binds.append(pair.destination)
+            binds.append(removed)
+            try await execute(
+                "DELETE FROM snapshots WHERE key = $1 AND destination = $2 AND user_id = ANY($3::text[])", binds,
+                on: connection)
+        }
+        if !written.isEmpty {
+            var binds = PostgresBindings(capacity: 4)
+            binds.append(pair.key)
+            binds.append(pair.destination)
+            binds.append(written)
+            binds.append(values)
+            try await execute(
+                """
+                INSERT INTO snapshots (key, destination, user_id, value)
+                SELECT $1, $2, u.user_id, u.value FROM unnest($3::text[], $4::text[]) AS u(user_id, value)
+                ON CONFLICT (key, destination, user_id) DO UPDATE SET value = excluded.value
+                """, binds, on: connection)
+        }
+    }
+
     /// Set-based too: the acknowledged rows marked delivered and the last of each user applied to
     /// the snapshot (the outcomes' order decides which is last), the refused ones marked failed
-    /// with their reasons; three statements in one transaction, however many messages.
+    /// with their reasons; a few statements in one transaction, however many messages.
     public func record(_ outcomes: [MessageOutcome], at time: Int64) async throws {
         try requireWritable()
         var acknowledged: [Int64] = []
@@ -483,22 +529,26 @@ extension PostgresStore {
                 try await execute(
                     "UPDATE outbox SET state = 'delivered', updated_at = $2 WHERE id = ANY($1::bigint[])", binds,
                     on: connection)
-                var applied = PostgresBindings(capacity: 1)
-                applied.append(acknowledged)
-                try await execute(
-                    """
-                    WITH latest AS (
-                        SELECT DISTINCT ON (o.key, o.destination, o.user_id) o.key, o.destination, o.user_id, o.value, o.removes
+                // The acknowledged rows in the outcomes' order, per pair: the last of each user wins.
+                var latest: [PairName: SnapshotChanges] = [:]
+                var order: [PairName] = []
+                var rows = PostgresBindings(capacity: 1)
+                rows.append(acknowledged)
+                let query = PostgresQuery(
+                    unsafeSQL: """
+                        SELECT o.key, o.destination, o.user_id, o.value, o.removes
                         FROM unnest($1::bigint[]) WITH ORDINALITY AS a(id, position) JOIN outbox o ON o.id = a.id
-                        ORDER BY o.key, o.destination, o.user_id, a.position DESC
-                    ), removed AS (
-                        DELETE FROM snapshots s USING latest l
-                        WHERE l.removes AND s.key = l.key AND s.destination = l.destination AND s.user_id = l.user_id
-                    )
-                    INSERT INTO snapshots (key, destination, user_id, value)
-                    SELECT key, destination, user_id, value FROM latest WHERE NOT removes
-                    ON CONFLICT (key, destination, user_id) DO UPDATE SET value = excluded.value
-                    """, applied, on: connection)
+                        ORDER BY a.position
+                        """, binds: rows)
+                for try await row in try await connection.query(query, logger: logger) {
+                    let (key, destination, userId, value, removes) = try row.decode((String, String, String, String, Bool).self)
+                    let pair = PairName(key: key, destination: destination)
+                    if latest[pair] == nil { order.append(pair) }
+                    latest[pair, default: SnapshotChanges()].set(userId, value: value, removes: removes)
+                }
+                for pair in order {
+                    try await apply(latest[pair] ?? SnapshotChanges(), to: pair, on: connection)
+                }
             }
             if !failed.isEmpty {
                 var binds = PostgresBindings(capacity: 3)
@@ -519,14 +569,20 @@ extension PostgresStore {
     public func finishRun(_ runId: Int64, durationMilliseconds: Int64?) async throws {
         try requireWritable()
         try await inTransaction { connection in
+            // The run's mark is read once (an uncorrelated subquery: one InitPlan), not once per
+            // row as a column of a joined subquery was (2.4 s for a run of 100,000 messages).
             let counts = try await rows(
                 """
-                SELECT count(*) FILTER (WHERE o.state = 'delivered' OR (o.state = 'pending' AND o.id <= r.mark)),
+                WITH mark AS MATERIALIZED (
+                    SELECT coalesce((
+                        SELECT marks.through_id FROM runs JOIN outbox_marks marks
+                            ON marks.key = runs.key AND marks.destination = runs.destination
+                        WHERE runs.id = $1), 0) AS through_id
+                )
+                SELECT count(*) FILTER (WHERE o.state = 'delivered' OR (o.state = 'pending' AND o.id <= m.through_id)),
                     count(*) FILTER (WHERE o.state = 'failed'),
-                    count(*) FILTER (WHERE o.state = 'pending' AND o.id > r.mark)
-                FROM (
-                    SELECT id, \(Self.mark(key: "runs.key", destination: "runs.destination")) AS mark FROM runs WHERE id = $1
-                ) r JOIN outbox o ON o.run_id = r.id
+                    count(*) FILTER (WHERE o.state = 'pending' AND o.id > m.through_id)
+                FROM outbox o CROSS JOIN mark m WHERE o.run_id = $1
                 """, [.integer(runId)], on: connection
             ) { try $0.decode((Int64, Int64, Int64).self) }.first ?? (Int64(0), Int64(0), Int64(0))
             let (sent, failed, pending) = counts
@@ -648,5 +704,44 @@ extension PostgresStore {
             try await execute("DELETE FROM pairs WHERE key = $1 AND destination = $2", values, on: connection)
             return true
         }
+    }
+}
+
+/// The last change of each user of a batch, for the snapshot: a later row of a user replaces an
+/// earlier one.
+struct SnapshotChanges {
+    private var index: [String: Int] = [:]
+    private var users: [String] = []
+    private var values: [String] = []
+    private var removes: [Bool] = []
+
+    mutating func set(_ userId: String, value: String, removes removal: Bool) {
+        if let position = index[userId] {
+            values[position] = value
+            removes[position] = removal
+        } else {
+            index[userId] = users.count
+            users.append(userId)
+            values.append(value)
+            removes.append(removal)
+        }
+    }
+
+    /// The users written with their values, and the users removed.
+    var arrays: (written: [String], values: [String], removed: [String]) {
+        var written: [String] = []
+        var writtenValues: [String] = []
+        var removed: [String] = []
+        written.reserveCapacity(users.count)
+        writtenValues.reserveCapacity(users.count)
+        for position in users.indices {
+            if removes[position] {
+                removed.append(users[position])
+            } else {
+                written.append(users[position])
+                writtenValues.append(values[position])
+            }
+        }
+        return (written, writtenValues, removed)
     }
 }
