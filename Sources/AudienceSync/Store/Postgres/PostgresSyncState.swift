@@ -198,11 +198,9 @@ extension PostgresStore {
         let query = Self.diffQuery(request)
         let sampleSize = request.sampleSize
         let (staged, diff) = try await inTransaction(readOnly: true) { connection in
-            // The statement's costs are estimated far above what it takes (the definition's
-            // statement estimates a subplan per event), which makes PostgreSQL compile it with JIT
-            // (`jit_above_cost`): about 3 s of compiling before a diff of 100,000 members that then
-            // takes 2 s. Off for this transaction only.
-            try await connection.query("SET LOCAL jit = off", logger: logger)
+            // No JIT (the store's sessions run with `jit = off`, PostgresLocation): the statement's
+            // cost is estimated far above what it takes (a subplan per event), and PostgreSQL would
+            // spend about 3 s compiling a diff of 100,000 members that then takes 2 s.
             var staged = PostgresStagedChanges(pair: request.pair)
             var counts = PairCounts()
             var sample: [PairChange.Kind: [String]] = [.entered: [], .exited: [], .changed: []]
