@@ -1,0 +1,147 @@
+import Foundation
+import PostgresNIO
+import Testing
+
+@testable import AudienceSync
+
+/// The PostgreSQL writer's two paths (`PostgresEventWriter`): new messages are copied straight into
+/// `events` after a check of their ids; a chunk that a concurrent writer got in first is staged and
+/// moved with `ON CONFLICT DO NOTHING`. What every store does is in `StoreContractTests`.
+@Suite struct PostgresEventWriterTests {
+    typealias Contract = StoreContractTests
+
+    /// Runs `body` with the PostgreSQL writer of a new store; nil when there is no server.
+    static func withWriter<T>(
+        _ options: EventWriterOptions = EventWriterOptions(),
+        _ body: (PostgresStore, PostgresEventWriter, TemporaryDirectory) async throws -> T
+    ) async throws -> T? {
+        let directory = try TemporaryDirectory()
+        return try await TestPostgres.withStore { store in
+            try await store.withEventWriter(options) { writer in
+                try await body(store, try #require(writer as? PostgresEventWriter), directory)
+            }
+        }
+    }
+
+    /// `(message_id, user_id, source)` of every stored event, in the order they were stored.
+    static func stored(_ store: PostgresStore) async throws -> [[String?]] {
+        try await store.rows(
+            CompiledQuery(sql: "SELECT message_id, user_id, source FROM events ORDER BY seq", binds: [])
+        ).map { row in row.map(\.string) }
+    }
+
+    /// Ids stored already are skipped by the check, and the chunk is still copied directly.
+    @Test func idsStoredAlreadyAreDuplicatesOfADirectCopy() async throws {
+        try await Self.withWriter { store, writer, directory in
+            _ = try await writer.write(try Contract.stage([Contract.track("m1"), Contract.track("m2")], in: directory)[0])
+            try await writer.commit()
+            let again = try Contract.stage(
+                ["m0", "m1", "m3", "m2", "m4"].map { Contract.track($0) }, in: directory)[0]
+            #expect(try await writer.write(again) == EventWriteCounts(accepted: 3, duplicates: 2))
+            try await writer.commit()
+            #expect(await writer.chunksCopiedDirectly == 2)
+            #expect(await writer.chunksStaged == 0)
+            #expect(try await Self.stored(store).map { $0[0] } == ["m1", "m2", "m0", "m3", "m4"])
+            // A batch of nothing new copies nothing.
+            let old = try Contract.stage([Contract.track("m3"), Contract.track("m1")], in: directory)[0]
+            #expect(try await writer.write(old) == EventWriteCounts(accepted: 0, duplicates: 2))
+        }
+    }
+
+    /// The first copy of a messageId in a batch is the one stored, also across the batches of one
+    /// transaction (the check sees what the transaction wrote).
+    @Test func theFirstCopyWinsWithinABatchAndATransaction() async throws {
+        try await Self.withWriter(EventWriterOptions(transactionSize: nil)) { store, writer, directory in
+            let batch = try Contract.stage(
+                [
+                    Contract.track("a", user: "u1"), Contract.track("b", user: "u1"),
+                    Contract.track("a", user: "u2"), Contract.track("c", user: nil, anonymous: "x1"),
+                    Contract.track("b", user: "u2"),
+                ], in: directory)[0]
+            #expect(try await writer.write(batch) == EventWriteCounts(accepted: 3, duplicates: 2, anonymous: 1))
+            // Same users, so that the identity numbers of the second staging agree with the first.
+            let next = try Contract.stage(
+                [
+                    Contract.track("c", user: "u1"), Contract.track("d", user: "u1"),
+                    Contract.track("a", user: "u2"),
+                ], in: directory)[0]
+            #expect(try await writer.write(next) == EventWriteCounts(accepted: 1, duplicates: 2))
+            try await writer.commit()
+            #expect(await writer.chunksStaged == 0)
+            #expect(
+                try await Self.stored(store) == [
+                    ["a", "u1", nil], ["b", "u1", nil], ["c", nil, nil], ["d", "u1", nil],
+                ])
+            #expect(try await store.users(now: ingestNow) == ["u1"])
+        }
+    }
+
+    /// A concurrent writer stores one of the ids between the check and the copy: the copy fails, its
+    /// savepoint is rolled back, the chunk is staged, and the transaction goes on.
+    @Test func aConcurrentWriterBetweenTheCheckAndTheCopySendsTheChunkToStaging() async throws {
+        try await Self.withWriter { store, writer, directory in
+            let other = try Contract.stage([Contract.track("m2", user: "other")], in: directory)
+            await writer.setBeforeDirectCopy {
+                try await store.withEventWriter(EventWriterOptions()) { concurrent in
+                    #expect(try await concurrent.write(other[0]) == EventWriteCounts(accepted: 1))
+                    try await concurrent.commit()
+                }
+            }
+            let lines = [Contract.track("m1"), Contract.track("m2"), Contract.track("m3"), Contract.track("m1")]
+            #expect(try await writer.write(try Contract.stage(lines, in: directory)[0]) == EventWriteCounts(accepted: 2, duplicates: 2))
+            #expect(await writer.chunksStaged == 1)
+            #expect(await writer.chunksCopiedDirectly == 0)
+            await writer.setBeforeDirectCopy(nil)
+            // The transaction is whole: the next batch is copied directly and everything commits.
+            #expect(try await writer.write(try Contract.stage([Contract.track("m4")], in: directory)[0]).accepted == 1)
+            try await writer.commit()
+            #expect(await writer.chunksCopiedDirectly == 1)
+            #expect(
+                try await Self.stored(store) == [
+                    ["m2", "other", nil],
+                    ["m1", "u1", nil], ["m3", "u1", nil], ["m4", "u1", nil],
+                ])
+            #expect(try await store.users(now: ingestNow) == ["other", "u1"])
+            // Arrivals count each stored message once, whichever writer stored it.
+            let arrivals = try await store.rows(CompiledQuery(sql: "SELECT sum(count)::bigint FROM event_counts", binds: []))
+            #expect(arrivals.first?.first?.int64 == 4)
+        }
+    }
+
+    /// After a fallback the writer's transaction still rolls back whole: nothing of it survives,
+    /// and the concurrent writer's message stays.
+    @Test func aRollbackAfterAFallbackForgetsTheWholeTransaction() async throws {
+        try await Self.withWriter { store, writer, directory in
+            _ = try await writer.write(try Contract.stage([Contract.track("m0")], in: directory)[0])
+            let other = try Contract.stage([Contract.track("m2", user: "other")], in: directory)
+            await writer.setBeforeDirectCopy {
+                try await store.withEventWriter(EventWriterOptions()) { concurrent in
+                    _ = try await concurrent.write(other[0])
+                    try await concurrent.commit()
+                }
+            }
+            _ = try await writer.write(try Contract.stage([Contract.track("m1"), Contract.track("m2")], in: directory)[0])
+            #expect(await writer.chunksStaged == 1)
+            await writer.rollback()
+            #expect(try await Self.stored(store).map { $0[0] } == ["m2"])
+            #expect(try await store.users(now: ingestNow) == ["other"])
+        }
+    }
+
+    /// A transaction takes at most `directCopiesPerTransaction` savepoints (PostgreSQL caches 64
+    /// subtransactions per transaction); later chunks are staged, and the count starts over at commit.
+    @Test func aTransactionTakesABoundedNumberOfSavepoints() async throws {
+        try await Self.withWriter(EventWriterOptions(transactionSize: nil)) { store, writer, directory in
+            let limit = PostgresEventWriter.directCopiesPerTransaction
+            let batches = try (0..<(limit + 3)).map { try Contract.stage([Contract.track("m\($0)")], in: directory)[0] }
+            for batch in batches { #expect(try await writer.write(batch).accepted == 1) }
+            #expect(await writer.chunksCopiedDirectly == limit)
+            #expect(await writer.chunksStaged == 3)
+            try await writer.commit()
+            #expect(try await writer.write(try Contract.stage([Contract.track("next")], in: directory)[0]).accepted == 1)
+            #expect(await writer.chunksCopiedDirectly == limit + 1)
+            try await writer.commit()
+            #expect(try await store.eventCount() == limit + 4)
+        }
+    }
+}
