@@ -12,7 +12,8 @@ extension PostgresStore {
         }
         do {
             return try await client.withConnection { connection in
-                let writer = PostgresEventWriter(connection: connection, target: target, options: options, logger: logger)
+                let writer = PostgresEventWriter(
+                    connection: connection, target: target, options: options, logger: logger)
                 do {
                     try await writer.prepare()
                     let result = try await body(writer)
@@ -42,6 +43,11 @@ extension PostgresStore {
 /// concurrent insert of the same id and skips it. The staging statement returns only its count when
 /// every message was new, else the ids it stored, to tell the duplicates.
 ///
+/// The check costs about as much server time as the copy's own index lookups, so once a check
+/// found none of its ids stored, the next chunks are copied without one; the first stored id then
+/// fails a copy (PostgreSQL logs the unique violation), that chunk is staged, and the writer checks
+/// again until a check finds nothing. Re-ingesting a file checks every chunk and never fails a copy.
+///
 /// A savepoint whose copy stored rows is a subtransaction with an id of its own, and PostgreSQL keeps
 /// only 64 of them per transaction where other sessions look (`PGPROC_MAX_CACHED_SUBXIDS`); past
 /// that, every other session's snapshot has to read `pg_subtrans`. So a transaction copies at most
@@ -60,6 +66,9 @@ actor PostgresEventWriter: EventWriter {
     private var pendingInTransaction = 0
     /// Chunks copied straight into `events` in the open transaction (each in a savepoint).
     private var directCopies = 0
+    /// Whether the next direct copy asks first which of its ids are stored: not after a check found
+    /// none (messages are mostly new), again after a copy failed on a stored id.
+    private var checkBeforeCopy = true
     private var identities = EarliestIdentities()
     private var arrivals: [DayOfSource: Int] = [:]
     /// How many chunks took each path (for tests).
@@ -193,8 +202,8 @@ actor PostgresEventWriter: EventWriter {
     }
 
     /// Copies the messages of `chunk` (indices of `batch.messages`) whose messageId is new straight
-    /// into `events`, and counts them; false, with nothing stored or counted, when a concurrent
-    /// writer stored one of them after the check.
+    /// into `events`, and counts them; false, with nothing stored or counted, when one of them was
+    /// stored: by a concurrent writer after the check, or before a copy that was not checked.
     private func insertDirectly(
         _ chunk: Range<Int>, of batch: StagedBatch, counts: inout EventWriteCounts
     ) async throws -> Bool {
@@ -214,16 +223,23 @@ actor PostgresEventWriter: EventWriter {
                 }
             }
         }
-        // Those stored already (by this transaction or a committed one).
-        var bindings = PostgresBindings(capacity: 1)
-        bindings.append(ids)
-        var stored = Set<String>()
-        let check = PostgresQuery(
-            unsafeSQL: "SELECT message_id FROM events WHERE message_id = ANY($1::text[])", binds: bindings)
-        for try await row in try await connection.query(check, logger: logger) {
-            stored.insert(try row.decode(String.self))
+        var new = firsts
+        if checkBeforeCopy {
+            // Those stored already (by this transaction or a committed one).
+            var bindings = PostgresBindings(capacity: 1)
+            bindings.append(ids)
+            var stored = Set<String>()
+            let check = PostgresQuery(
+                unsafeSQL: "SELECT message_id FROM events WHERE message_id = ANY($1::text[])", binds: bindings)
+            for try await row in try await connection.query(check, logger: logger) {
+                stored.insert(try row.decode(String.self))
+            }
+            if stored.isEmpty {
+                checkBeforeCopy = false
+            } else {
+                new = zip(firsts, ids).compactMap { stored.contains($0.1) ? nil : $0.0 }
+            }
         }
-        let new = stored.isEmpty ? firsts : zip(firsts, ids).compactMap { stored.contains($0.1) ? nil : $0.0 }
         if !new.isEmpty {
             if let beforeDirectCopy { try await beforeDirectCopy() }
             try await connection.query("SAVEPOINT direct_copy", logger: logger)
@@ -231,9 +247,11 @@ actor PostgresEventWriter: EventWriter {
             do {
                 try await copy(new, of: batch, into: "events", columns: Self.eventColumns, ordinals: false)
             } catch let error as PSQLError where error.serverInfo?[.sqlState] == Self.uniqueViolation {
-                // Stored meanwhile by another writer: the staging path waits for it and skips it.
+                // Stored already (unchecked) or meanwhile by another writer: the staging path waits
+                // for a concurrent insert and skips what is stored; the next chunks are checked.
                 try await connection.query("ROLLBACK TO SAVEPOINT direct_copy", logger: logger)
                 try await connection.query("RELEASE SAVEPOINT direct_copy", logger: logger)
+                checkBeforeCopy = true
                 return false
             }
             try await connection.query("RELEASE SAVEPOINT direct_copy", logger: logger)
@@ -259,7 +277,8 @@ actor PostgresEventWriter: EventWriter {
     private func insertThroughStaging(
         _ chunk: Range<Int>, of batch: StagedBatch, counts: inout EventWriteCounts
     ) async throws {
-        try await copy(Array(chunk), of: batch, into: Self.stagingTable, columns: ["ord"] + Self.eventColumns, ordinals: true)
+        try await copy(
+            Array(chunk), of: batch, into: Self.stagingTable, columns: ["ord"] + Self.eventColumns, ordinals: true)
         var bindings = PostgresBindings(capacity: 1)
         bindings.append(Int64(chunk.count))
         let moved = PostgresQuery(
