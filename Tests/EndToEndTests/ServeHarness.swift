@@ -174,8 +174,9 @@ final class ServerProcess {
             onExit: { (termination: ChildProcess.Termination) -> Void in
                 output.update { $0.exit = (termination.status, termination.reason == .uncaughtSignal) }
             })
-        let descriptor = errors.readEnd ?? -1
         let reader = Thread {
+            // The thread holds the pipe, so its read end stays open until the thread is done with it.
+            let descriptor = errors.readEnd ?? -1
             var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
                 let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
@@ -187,11 +188,7 @@ final class ServerProcess {
             output.update { $0.stderrClosed = true }
         }
         reader.start()
-        self.errors = errors
     }
-
-    /// Kept open until the reader is done with it.
-    private let errors: ChildProcess.Pipe
 
     var stderr: String { output.value.stderr }
     var isRunning: Bool { output.value.exit == nil }
