@@ -96,11 +96,15 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        /// What several test targets share: the PostgreSQL test server's settings and a gzip writer (not a product).
+        /// `pipe2` and two `posix_spawn_file_actions_*_np`, which Glibc's Swift overlay does not import
+        /// (for the tests' process launcher only).
+        .systemLibrary(name: "CSpawnShim", path: "Tests/CSpawnShim"),
+        /// What several test targets share: the PostgreSQL test server's settings, a gzip writer and
+        /// a process launcher (not a product).
         .target(
             name: "SharedTestSupport",
             dependencies: [
-                "AudienceSync", "CZlib",
+                "AudienceSync", "CZlib", "CSpawnShim",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Tests/SharedTestSupport",

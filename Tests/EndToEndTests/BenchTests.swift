@@ -1,5 +1,6 @@
 import AudienceSync
 import Foundation
+import SharedTestSupport
 import Testing
 
 /// The benchmark harness at a tiny size, so that it keeps building and running.
@@ -270,22 +271,16 @@ import Testing
     static func run(
         _ arguments: [String], environment: [String: String] = [:]
     ) throws -> (status: Int32, output: Data, errors: String) {
-        let process = Process()
-        process.executableURL = productsDirectory.appendingPathComponent("audience-sync-bench")
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         // Standard error goes to a file, so that neither stream can fill a pipe and block the child.
         let errorsPath = (NSTemporaryDirectory() as NSString)
             .appendingPathComponent("audience-sync-bench-stderr-\(UUID().uuidString)")
-        _ = FileManager.default.createFile(atPath: errorsPath, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: errorsPath) }
-        let errors = try FileHandle(forWritingTo: URL(fileURLWithPath: errorsPath))
-        defer { try? errors.close() }
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let outputData = output.fileHandleForReading.readDataToEndOfFile()
+        let output = try ChildProcess.Pipe()
+        let process = try ChildProcess(
+            productsDirectory.appendingPathComponent("audience-sync-bench").path, arguments,
+            environment: ProcessInfo.processInfo.environment.merging(environment) { _, new in new },
+            stdin: .null, stdout: .pipe(output), stderr: .file(errorsPath))
+        let outputData = Data(try output.readToEnd())
         process.waitUntilExit()
         let errorText = (try? String(contentsOfFile: errorsPath, encoding: .utf8)) ?? ""
         return (process.terminationStatus, outputData, errorText)

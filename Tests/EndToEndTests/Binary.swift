@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import SharedTestSupport
 
 /// Runs a built executable of this package and captures what it printed.
 struct Binary {
@@ -36,33 +37,27 @@ struct Binary {
         _ arguments: [String], in directory: String? = nil, stdin: String? = nil, stdinBytes: [UInt8]? = nil,
         environment: [String: String] = [:]
     ) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         var env = ProcessInfo.processInfo.environment
         env["AUDIENCE_SYNC_CONFIG"] = nil
         for (key, value) in environment { env[key] = value }
-        process.environment = env
-        let output = Pipe()
-        let errors = Pipe()
-        let input = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        if let stdinBytes { input.fileHandleForWriting.write(Data(stdinBytes)) }
-        try input.fileHandleForWriting.close()
+        let output = try ChildProcess.Pipe()
+        let errors = try ChildProcess.Pipe()
+        let input = try ChildProcess.Pipe()
+        let process = try ChildProcess(
+            path, arguments, environment: env, in: directory, stdin: .pipe(input), stdout: .pipe(output),
+            stderr: .pipe(errors))
+        if let stdin { try input.write(Array(stdin.utf8)) }
+        if let stdinBytes { try input.write(stdinBytes) }
+        input.closeWriteEnd()
         // Read both pipes to the end before waiting, so a chatty child never blocks on a full pipe.
         let group = DispatchGroup()
-        nonisolated(unsafe) var errorData = Data()
+        nonisolated(unsafe) var errorData: [UInt8] = []
         group.enter()
         DispatchQueue.global().async {
-            errorData = errors.fileHandleForReading.readDataToEndOfFile()
+            errorData = (try? errors.readToEnd()) ?? []
             group.leave()
         }
-        let outputData = output.fileHandleForReading.readDataToEndOfFile()
+        let outputData = try output.readToEnd()
         group.wait()
         process.waitUntilExit()
         return Result(
@@ -117,7 +112,7 @@ func parseJSON(_ text: String) throws -> [String: Any] {
 
 /// A running binary, with its output in files (so that it never blocks on a full pipe).
 final class Launched {
-    let process = Process()
+    let process: ChildProcess
     let folder: ScratchDirectory
 
     /// Starts the binary; `environment` adds to (or overrides) this process's environment, and
@@ -127,20 +122,14 @@ final class Launched {
         onExit: (@Sendable () -> Void)? = nil
     ) throws {
         folder = try ScratchDirectory()
-        process.executableURL = URL(fileURLWithPath: binary.path)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
         var environment = ProcessInfo.processInfo.environment
         environment["AUDIENCE_SYNC_CONFIG"] = nil
         for (key, value) in extra { environment[key] = value }
-        process.environment = environment
-        _ = FileManager.default.createFile(atPath: folder.file("stdout"), contents: nil)
-        _ = FileManager.default.createFile(atPath: folder.file("stderr"), contents: nil)
-        process.standardOutput = FileHandle(forWritingAtPath: folder.file("stdout"))
-        process.standardError = FileHandle(forWritingAtPath: folder.file("stderr"))
-        process.standardInput = FileHandle.nullDevice
-        if let onExit { process.terminationHandler = { _ in onExit() } }
-        try process.run()
+        var handler: (@Sendable (ChildProcess.Termination) -> Void)?
+        if let onExit { handler = { (_: ChildProcess.Termination) -> Void in onExit() } }
+        process = try ChildProcess(
+            binary.path, arguments, environment: environment, in: directory, stdin: .null,
+            stdout: .file(folder.file("stdout")), stderr: .file(folder.file("stderr")), onExit: handler)
     }
 
     var isRunning: Bool { process.isRunning }
@@ -149,7 +138,5 @@ final class Launched {
     var stderr: String { (try? String(contentsOfFile: folder.file("stderr"), encoding: .utf8)) ?? "" }
 
     /// SIGKILL, if it still runs.
-    func killNow() {
-        if process.isRunning { _ = kill(process.processIdentifier, SIGKILL) }
-    }
+    func killNow() { process.signal(SIGKILL) }
 }

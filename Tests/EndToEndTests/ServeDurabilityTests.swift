@@ -150,7 +150,7 @@ import Testing
             posted.formUnion(work.flatMap(\.ids))
 
             let server = try await project.start()
-            let pid = server.pid
+            let child = server.process
             let state = NIOLockedValueBox(RoundState(work: work))
             try await withCollector(port: server.port) { collector in
                 await withTaskGroup(of: Void.self) { group in
@@ -162,7 +162,7 @@ import Testing
                                     answer?.status == 200
                                     && (answer?.accepted ?? 0) + (answer?.duplicates ?? 0) == posting.ids.count
                                 let killNow = state.withLockedValue { $0.answered(posting, ok: ok, killAfter: killAfter) }
-                                if killNow { _ = kill(pid, SIGKILL) }
+                                if killNow { child.signal(SIGKILL) }
                                 if !ok { return }
                             }
                         }

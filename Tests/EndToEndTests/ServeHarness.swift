@@ -10,6 +10,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import SharedTestSupport
 
 // What the end-to-end tests of `audience-sync serve` share: a project folder with a `server:`
 // section, the built binary running as a child process on a port the system chose, an HTTP client
@@ -152,35 +153,30 @@ final class ServerProcess {
         var stderrClosed = false
     }
 
-    let process = Process()
-    let output = Watched(Output())
+    let process: ChildProcess
+    let output: Watched<Output>
     /// The port it listens on, once `waitUntilListening` has returned.
     private(set) var port = 0
 
     init(_ arguments: [String], in directory: String, environment extra: [String: String]) throws {
         let binary = Binary("audience-sync")
-        process.executableURL = URL(fileURLWithPath: binary.path)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
         var environment = ProcessInfo.processInfo.environment
         environment["AUDIENCE_SYNC_CONFIG"] = nil
         for (key, value) in extra { environment[key] = value }
-        process.environment = environment
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        let output = self.output
-        process.terminationHandler = { process in
-            let status = process.terminationStatus
-            let signaled = process.terminationReason == .uncaughtSignal
-            output.update { $0.exit = (status, signaled) }
-        }
-        try process.run()
-        // The child has its copy of the write end; the reader sees the end of the file when it exits.
-        try errors.fileHandleForWriting.close()
-        let descriptor = errors.fileHandleForReading.fileDescriptor
+        let errors = try ChildProcess.Pipe()
+        let output = Watched(Output())
+        self.output = output
+        // The launcher closes this process's write end once the child runs; the reader sees the
+        // end of the file when the child exits.
+        process = try ChildProcess(
+            binary.path, arguments, environment: environment, in: directory, stdin: .null, stdout: .null,
+            stderr: .pipe(errors),
+            onExit: { (termination: ChildProcess.Termination) -> Void in
+                output.update { $0.exit = (termination.status, termination.reason == .uncaughtSignal) }
+            })
         let reader = Thread {
+            // The thread holds the pipe, so its read end stays open until the thread is done with it.
+            let descriptor = errors.readEnd ?? -1
             var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
                 let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
@@ -192,13 +188,8 @@ final class ServerProcess {
             output.update { $0.stderrClosed = true }
         }
         reader.start()
-        self.errors = errors
     }
 
-    /// Kept open until the reader is done with it.
-    private let errors: Pipe
-
-    var pid: pid_t { process.processIdentifier }
     var stderr: String { output.value.stderr }
     var isRunning: Bool { output.value.exit == nil }
 
@@ -221,7 +212,7 @@ final class ServerProcess {
 
     /// Sends `signal` (SIGTERM, SIGKILL) if the process still runs.
     func signal(_ number: Int32) {
-        if isRunning { _ = kill(pid, number) }
+        process.signal(number)
     }
 
     /// Waits for the exit (and the end of standard error); SIGKILLs it and throws after `timeout`.
@@ -244,7 +235,7 @@ final class ServerProcess {
 
     deinit {
         // A test that failed half-way leaves no server behind.
-        if output.value.exit == nil { _ = kill(process.processIdentifier, SIGKILL) }
+        process.signal(SIGKILL)
     }
 }
 
