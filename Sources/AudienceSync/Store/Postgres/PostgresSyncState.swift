@@ -572,10 +572,8 @@ extension PostgresStore {
             let counts = try await rows(
                 """
                 WITH mark AS MATERIALIZED (
-                    SELECT coalesce((
-                        SELECT marks.through_id FROM runs JOIN outbox_marks marks
-                            ON marks.key = runs.key AND marks.destination = runs.destination
-                        WHERE runs.id = $1), 0) AS through_id
+                    SELECT \(Self.mark(key: "runs.key", destination: "runs.destination")) AS through_id
+                    FROM runs WHERE runs.id = $1
                 )
                 SELECT count(*) FILTER (WHERE o.state = 'delivered' OR (o.state = 'pending' AND o.id <= m.through_id)),
                     count(*) FILTER (WHERE o.state = 'failed'),
