@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PostgresNIO
+import SharedTestSupport
 import Testing
 
 @testable import AudienceSync
@@ -86,8 +87,10 @@ import Testing
 
     /// A server that refuses connections: the error names host and database, never the password.
     @Test func aRefusedConnectionNamesHostAndDatabaseNeverThePassword() async throws {
-        // A port nothing listens on: bound, then closed.
-        let port = try freeLoopbackPort()
+        // A port held, never listening, for the whole test: nothing else can take it meanwhile.
+        let refusing = try RefusingPort()
+        let port = refusing.port
+        defer { withExtendedLifetime(refusing) {} }
         let location = try PostgresLocation(
             url: "postgres://someone@127.0.0.1:\(port)/analytics?connect_timeout=2",
             password: Secret(.environment("PGPASS_REFUSED")))
@@ -196,22 +199,4 @@ import Testing
             #expect(plan.contains("identity_links_pkey"), "\(plan)")
         }
     }
-}
-
-/// A loopback TCP port nothing listens on (bound, then closed).
-func freeLoopbackPort() throws -> Int {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(descriptor) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-            bind(descriptor, pointer, length) == 0 && getsockname(descriptor, pointer, &length) == 0
-        }
-    }
-    guard bound else { throw AudienceSyncError(.io, "cannot bind a loopback port") }
-    return Int(UInt16(bigEndian: address.sin_port))
 }

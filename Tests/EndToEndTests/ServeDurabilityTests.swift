@@ -5,6 +5,7 @@ import Darwin
 #endif
 import Foundation
 import NIOConcurrencyHelpers
+import SharedTestSupport
 import Testing
 
 @testable import AudienceSync

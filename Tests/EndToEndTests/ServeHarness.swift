@@ -320,28 +320,6 @@ final class Watched<Value: Sendable>: Sendable {
     }
 }
 
-/// Whether a TCP connection to 127.0.0.1:`port` is refused (nothing listens there).
-func connectionRefused(port: Int) -> Bool {
-    #if canImport(Glibc)
-    let socketType = Int32(SOCK_STREAM.rawValue)
-    #else
-    let socketType = SOCK_STREAM
-    #endif
-    let descriptor = socket(AF_INET, socketType, 0)
-    guard descriptor >= 0 else { return false }
-    defer { close(descriptor) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let result = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-        }
-    }
-    return result != 0 && errno == ECONNREFUSED
-}
-
 // MARK: - The HTTP client
 
 /// Posts to a running server through AsyncHTTPClient (keep-alive connections, as Segment's

@@ -206,11 +206,10 @@ import Testing
     @Test func aRefusedConnectionIsExit1NamingTheServer() async throws {
         let scratch = try ScratchDirectory()
         try scratch.copyDemo()
-        // A port nothing listens on: a receiver's, once it has stopped.
-        let closed = LoopbackReceiver()
-        try await closed.start()
-        let port = closed.port
-        await closed.stop()
+        // A port held, never listening, for the whole test: nothing else can take it meanwhile.
+        let refusing = try RefusingPort()
+        let port = refusing.port
+        defer { withExtendedLifetime(refusing) {} }
         #expect(connectionRefused(port: port))
         let text = try String(contentsOfFile: scratch.file("audience-sync.yml"), encoding: .utf8)
         let database =
