@@ -140,6 +140,57 @@ import Testing
         }
     }
 
+    /// Migration 3 drops the outbox's reference to `runs` from a store made by migration 2, keeping
+    /// its rows; applied once, it is not applied again.
+    @Test func migration3DropsTheOutboxReferenceAndKeepsTheRows() async throws {
+        guard let location = try TestPostgres.newLocation() else { return }
+        func references(_ store: PostgresStore) async throws -> Int {
+            try await store.withConnection { connection in
+                var count = 0
+                let rows = try await connection.query(
+                    """
+                    SELECT count(*) FROM pg_constraint
+                    WHERE conrelid = 'outbox'::regclass AND contype = 'f'
+                    """, logger: Self.silent)
+                for try await row in rows { count = Int(try row.decode(Int64.self)) }
+                return count
+            }
+        }
+        try await TestPostgres.withStore(location) { store in
+            #expect(try await references(store) == 0)
+            // The store as migration 2 left it, with a run and an outbox row.
+            _ = try await store.withConnection { connection in
+                for statement in [
+                    "ALTER TABLE outbox ADD CONSTRAINT outbox_run_id_fkey FOREIGN KEY (run_id) REFERENCES runs (id)",
+                    "DELETE FROM schema_migrations WHERE version = 3",
+                    "INSERT INTO runs (started_at, key, destination, first_sync) VALUES (1, 'k', 'd', true)",
+                    """
+                    INSERT INTO outbox (run_id, key, destination, user_id, value, removes, message_id, message,
+                        created_at, updated_at)
+                    SELECT id, 'k', 'd', 'u1', 'true', false, 'm1', '{}', 1, 1 FROM runs
+                    """,
+                ] {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: Self.silent)
+                }
+            }
+            #expect(try await references(store) == 1)
+            try await PostgresStore.withStore(location, logger: Self.silent) { migrated in
+                #expect(try await references(migrated) == 0)
+                let kept = try await migrated.withConnection { connection in
+                    var ids: [String] = []
+                    for try await row in try await connection.query(
+                        "SELECT message_id FROM outbox UNION ALL SELECT version::text FROM schema_migrations WHERE version = 3",
+                        logger: Self.silent)
+                    {
+                        ids.append(try row.decode(String.self))
+                    }
+                    return ids
+                }
+                #expect(kept == ["m1", "3"])
+            }
+        }
+    }
+
     // MARK: Text PostgreSQL cannot hold
 
     /// `\u0000` and unpaired surrogates are rejected with their reason; the other lines are stored.
