@@ -436,32 +436,46 @@ extension PostgresStore {
     /// at the first batch not resolved whole), so the mark may move to `through`. The last row of
     /// each user in the batch is what the snapshot becomes (a batch has each user once, but a
     /// second row of a user must not make the transaction fail).
+    ///
+    /// One statement does it all on the server, so that the batch's rows never travel to this
+    /// process and back: the rows read once (`batch`), the last of each user (`latest`), the
+    /// removals deleted and the rest written through the snapshot's primary key, the mark moved;
+    /// it answers the number of rows it found, and a number other than `count` rolls the whole
+    /// transaction back. Every part reads the table as it was when the statement began (the
+    /// mark included), and the deleted and the written users are disjoint. The removals are found
+    /// with `= ANY (ARRAY(…))`, an index condition on the primary key, not a join: a join of the
+    /// snapshot with the batch is planned from statistics that a first sync makes stale as it goes
+    /// (the pair's snapshot and pending rows grow from nothing to millions between two ANALYZEs),
+    /// and such a plan once scanned the pair's whole snapshot for every batch.
     public func acknowledge(_ pair: PairName, after: Int64, through: Int64, count expected: Int) async throws {
         try requireWritable()
         let range = bound(pair) + [.integer(after), .integer(through)]
-        let values = bound(pair) + [.integer(through)]
         try await inTransaction { connection in
-            var latest = SnapshotChanges()
-            var marked = 0
-            let query = PostgresQuery(
-                unsafeSQL: "SELECT user_id, value, removes FROM outbox WHERE \(Self.inRange) ORDER BY id",
-                binds: PostgresBindings(range))
-            for try await row in try await connection.query(query, logger: logger) {
-                let (userId, value, removes) = try row.decode((String, String, Bool).self)
-                latest.set(userId, value: value, removes: removes)
-                marked += 1
-            }
+            let marked = try await count(
+                """
+                WITH batch AS MATERIALIZED (
+                    SELECT id, user_id, value, removes FROM outbox WHERE \(Self.inRange)
+                ), latest AS MATERIALIZED (
+                    SELECT DISTINCT ON (user_id) user_id, value, removes FROM batch ORDER BY user_id, id DESC
+                ), removed AS (
+                    DELETE FROM snapshots WHERE key = $1 AND destination = $2
+                        AND user_id = ANY (ARRAY(SELECT user_id FROM latest WHERE removes))
+                ), written AS (
+                    INSERT INTO snapshots (key, destination, user_id, value)
+                    SELECT $1, $2, user_id, value FROM latest WHERE NOT removes
+                    ON CONFLICT (key, destination, user_id) DO UPDATE SET value = excluded.value
+                ), marked AS (
+                    INSERT INTO outbox_marks (key, destination, through_id) VALUES ($1, $2, $4)
+                    ON CONFLICT (key, destination)
+                    DO UPDATE SET through_id = greatest(outbox_marks.through_id, excluded.through_id)
+                )
+                SELECT count(*) FROM batch
+                """, range, on: connection)
             guard marked == expected else {
                 throw AudienceSyncError(
                     .store,
                     "outbox of \(pair.key) → \(pair.destination) changed during delivery (\(marked) of \(expected) rows)")
             }
-            try await apply(latest, to: pair, on: connection)
-            try await execute(
-                """
-                INSERT INTO outbox_marks (key, destination, through_id) VALUES ($1, $2, $3)
-                ON CONFLICT (key, destination) DO UPDATE SET through_id = greatest(outbox_marks.through_id, excluded.through_id)
-                """, values, on: connection)
         }
     }
 
