@@ -22,13 +22,16 @@ struct Delivery {
         var pending = 0
     }
 
-    /// One batch is always on its way while the last answer is recorded: once a batch is
-    /// acknowledged whole, the next is read and handed to the destination before the store records
-    /// the first, so that writing to the destination and writing the store overlap. Batches still
-    /// reach the destination one after another, in outbox order; a crash while the next batch is
-    /// out leaves both pending, to be sent again with the same messageIds.
+    /// Three things overlap: once a batch is acknowledged whole, the next batch (read already) is
+    /// handed to the destination and the one after it is read, while the store records the
+    /// first. Batches still reach the destination one after another, in outbox order, each only
+    /// once the one before it was answered; a crash while the next batch is out leaves both
+    /// pending, to be sent again with the same messageIds. Reading ahead is sound because the
+    /// pending rows after a batch are fixed while the run holds the sync lock: the outbox was
+    /// written before delivery began, and recording an answer changes only the rows it answers.
     func deliver(_ pair: PairName, to destination: any Destination) async throws -> Outcome {
         let size = max(1, batchSize ?? destination.preferredBatchSize ?? 500)
+        let state = self.state
         var outcome = Outcome()
         let total = try await state.pendingCount(pair)
         func report() {
@@ -38,7 +41,14 @@ struct Delivery {
         }
         report()
         var batch = try await state.pendingMessages(pair, after: 0, limit: size)
-        var answer = await Self.send(batch, to: destination)
+        var answer: Result<[DeliveryResult], any Error>
+        var next: [OutboundMessage]
+        do {
+            let first = batch
+            async let firstAnswer = Self.send(first, to: destination)
+            next = try await Self.read(state, pair, after: first, limit: size)
+            answer = await firstAnswer
+        }
         var batchStart: Int64 = 0
         while let last = batch.last {
             let results: [DeliveryResult]
@@ -58,13 +68,15 @@ struct Delivery {
             }
             let whole = results.allSatisfy({ $0 == .acknowledged }) && Set(batch.map(\.userId)).count == batch.count
             if whole {
-                let next = try await state.pendingMessages(pair, after: last.id, limit: size)
-                async let nextAnswer = Self.send(next, to: destination)
+                let upcoming = next
+                async let nextAnswer = Self.send(upcoming, to: destination)
+                async let following = Self.read(state, pair, after: upcoming, limit: size)
                 try await state.acknowledge(pair, after: batchStart, through: last.id, count: batch.count)
                 outcome.delivered += batch.count
                 report()
                 answer = await nextAnswer
-                batch = next
+                batch = upcoming
+                next = try await following
             } else {
                 var outcomes: [MessageOutcome] = []
                 var leftPending: String?
@@ -88,13 +100,25 @@ struct Delivery {
                         metadata: ["key": "\(pair.key)", "destination": "\(pair.destination)", "reason": "\(leftPending)"])
                     break
                 }
-                batch = try await state.pendingMessages(pair, after: last.id, limit: size)
-                answer = await Self.send(batch, to: destination)
+                let upcoming = next
+                async let nextAnswer = Self.send(upcoming, to: destination)
+                async let following = Self.read(state, pair, after: upcoming, limit: size)
+                answer = await nextAnswer
+                batch = upcoming
+                next = try await following
             }
             batchStart = last.id
         }
         outcome.pending = try await state.pendingCount(pair)
         return outcome
+    }
+
+    /// The pair's pending messages after `batch`, none when `batch` is empty (the end was reached).
+    private static func read(_ state: any SyncStateStore, _ pair: PairName, after batch: [OutboundMessage], limit: Int)
+        async throws -> [OutboundMessage]
+    {
+        guard let last = batch.last else { return [] }
+        return try await state.pendingMessages(pair, after: last.id, limit: limit)
     }
 
     /// The destination's answer to `batch` (none for an empty one), or the error it threw.
