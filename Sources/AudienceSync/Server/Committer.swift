@@ -120,7 +120,8 @@ actor Committer {
         while true {
             let started = ContinuousClock.now
             do {
-                var counts: [EventWriteCounts] = []
+                var batches: [StagedBatch] = []
+                batches.reserveCapacity(group.count)
                 for waiting in group {
                     var batch = waiting.batch
                     batch.numberIdentities(with: &identities)
@@ -128,9 +129,10 @@ actor Committer {
                         batch.renumbered = true
                         renumberNext = false
                     }
-                    counts.append(try await writer.write(batch))
+                    batches.append(batch)
                 }
-                try await writer.commit()
+                // One hand-off to the writer's thread for the whole group.
+                let counts = try await writer.writeAndCommit(batches)
                 lastCommitAt = clock()
                 metrics?.committed(seconds: Self.seconds(ContinuousClock.now - started))
                 for (waiting, count) in zip(group, counts) { waiting.answer.resume(returning: count) }

@@ -196,6 +196,16 @@ actor SQLiteEventWriter: EventWriter {
         }
     }
 
+    /// On the writer's thread from the first batch to the commit (the protocol's default would
+    /// hop here and back for each batch).
+    func writeAndCommit(_ batches: [StagedBatch]) async throws -> [EventWriteCounts] {
+        var counts: [EventWriteCounts] = []
+        counts.reserveCapacity(batches.count)
+        for batch in batches { counts.append(try await write(batch)) }
+        try await commit()
+        return counts
+    }
+
     func rollback() {
         rollbackOpenTransaction()
     }
