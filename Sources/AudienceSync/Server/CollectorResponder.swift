@@ -202,7 +202,7 @@ struct CollectorResponder: HTTPResponder {
     // MARK: Health and CORS
 
     private func health(_ request: Request) async -> Response {
-        let queued = await committer.queued
+        let queued = committer.queued
         let lastCommit = await committer.lastCommitAt
         return respond(
             .ok,

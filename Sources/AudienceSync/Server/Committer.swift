@@ -10,10 +10,11 @@ import NIOConcurrencyHelpers
 /// write lock (a `sync` writing its outbox), the loop keeps retrying and requests keep waiting, up
 /// to that bound; they are never failed for it.
 ///
-/// It runs on a thread of its own, not on Swift's cooperative pool: each request's batch goes to
-/// the writer and back, and on the pool every return waited behind the requests being parsed
-/// there — about 0.3 ms per request, which made the commit loop, not the store, what bounded
-/// single-message requests.
+/// Its loop runs on a thread of its own, not on Swift's cooperative pool: each group goes to the
+/// writer and back, and on the pool every return waited behind the requests being parsed there —
+/// about 0.3 ms per request when each request went on its own, which made the commit loop, not the store, what bounded
+/// single-message requests. Requests queue behind a lock, without a hop to that thread; the loop
+/// hands each group to the writer in one call (`EventWriter.writeAndCommit`).
 actor Committer {
     private let executor = ThreadExecutor()
     nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
@@ -34,18 +35,27 @@ actor Committer {
         var answer: CheckedContinuation<EventWriteCounts, any Error>
     }
 
+    /// What requests queued and the loop has not taken yet, and what is queued or being committed.
+    private struct Queue {
+        var waiting: [Waiting] = []
+        var bytes = 0
+        var messages = 0
+        /// Set by `stop` (or when the loop is cancelled): nothing more is queued.
+        var stopping = false
+    }
+
     let maxQueuedBytes: Int
     private let logger: Logger
     private let metrics: CollectorMetrics?
     /// Between failed attempts while the store is locked by another writer.
     private let retryPause: Swift.Duration
-    private var queue: [Waiting] = []
-    private var queuedBytes = 0
-    private var queuedMessages = 0
+    /// Behind a lock, not in the actor: a request queues its batch from its own thread, without a
+    /// hop to the committer's (a thread wake-up per request while the loop was idle, and a job in
+    /// its queue while it was not).
+    private let queue = NIOLockedValueBox(Queue())
     /// Told when work is queued or the committer should stop (at most one signal waits).
     private let wakeUps: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
-    private let stopping = NIOLockedValueBox(false)
     /// Users and links numbered in commit order (`StagedBatch.numberIdentities`).
     private var identities = IdentityNumbers()
     /// The numbering started over (after a rollback): the next batch tells the writer so.
@@ -67,26 +77,33 @@ actor Committer {
     }
 
     /// What waits for a commit now.
-    var queued: (messages: Int, bytes: Int) { (queuedMessages, queuedBytes) }
+    nonisolated var queued: (messages: Int, bytes: Int) { queue.withLockedValue { ($0.messages, $0.bytes) } }
 
     /// Queues `batch` and returns once it is committed: the messages stored and the duplicates.
-    func store(_ batch: StagedBatch, bytes: Int) async throws -> EventWriteCounts {
-        guard !stopping.withLockedValue({ $0 }) else { throw Refusal.stopping }
-        // A request larger than the whole bound still goes through when nothing else waits.
-        guard queuedBytes + bytes <= maxQueuedBytes || queuedBytes == 0 else { throw Refusal.queueFull }
-        return try await withCheckedThrowingContinuation { answer in
-            queue.append(Waiting(batch: batch, bytes: bytes, answer: answer))
-            queuedBytes += bytes
-            queuedMessages += batch.messages.count
-            metrics?.queue(messages: queuedMessages, bytes: queuedBytes)
-            wake.yield()
+    nonisolated func store(_ batch: StagedBatch, bytes: Int) async throws -> EventWriteCounts {
+        try await withCheckedThrowingContinuation { answer in
+            let refusal = queue.withLockedValue { queue -> Refusal? in
+                guard !queue.stopping else { return .stopping }
+                // A request larger than the whole bound still goes through when nothing else waits.
+                guard queue.bytes + bytes <= maxQueuedBytes || queue.bytes == 0 else { return .queueFull }
+                queue.waiting.append(Waiting(batch: batch, bytes: bytes, answer: answer))
+                queue.bytes += bytes
+                queue.messages += batch.messages.count
+                metrics?.queue(messages: queue.messages, bytes: queue.bytes)
+                return nil
+            }
+            if let refusal {
+                answer.resume(throwing: refusal)
+            } else {
+                wake.yield()
+            }
         }
     }
 
     /// No more requests: `run` returns once what is queued is committed. Callable from anywhere
     /// (a graceful-shutdown handler).
     nonisolated func stop() {
-        stopping.withLockedValue { $0 = true }
+        queue.withLockedValue { $0.stopping = true }
         wake.yield()
     }
 
@@ -94,23 +111,28 @@ actor Committer {
     func run(writer: any EventWriter) async {
         var signals = wakeUps.makeAsyncIterator()
         while true {
-            if queue.isEmpty {
-                if stopping.withLockedValue({ $0 }) { return }
+            let (group, stopping) = queue.withLockedValue { queue in
+                defer { queue.waiting = [] }
+                return (queue.waiting, queue.stopping)
+            }
+            if group.isEmpty {
+                // Nothing is queued after `stopping` is set (both under the lock): done.
+                if stopping { return }
                 if await signals.next() == nil {
                     // The stream ends only when this task is cancelled (the HTTP server failed, as
                     // when its address is in use): take nothing more, commit what is queued, return.
-                    stopping.withLockedValue { $0 = true }
+                    queue.withLockedValue { $0.stopping = true }
                 }
                 continue
             }
-            let group = queue
-            queue = []
             await commit(group, writer: writer)
-            for waiting in group {
-                queuedBytes -= waiting.bytes
-                queuedMessages -= waiting.batch.messages.count
+            queue.withLockedValue { queue in
+                for waiting in group {
+                    queue.bytes -= waiting.bytes
+                    queue.messages -= waiting.batch.messages.count
+                }
+                metrics?.queue(messages: queue.messages, bytes: queue.bytes)
             }
-            metrics?.queue(messages: queuedMessages, bytes: queuedBytes)
         }
     }
 
@@ -143,9 +165,10 @@ actor Committer {
                 identities.removeAll()
                 renumberNext = true
                 if let error = error as? AudienceSyncError, error.code == .locked {
+                    let queued = queued
                     logger.notice(
                         "the store is locked by another writer; the requests wait",
-                        metadata: ["queued_messages": "\(queuedMessages)", "queued_bytes": "\(queuedBytes)"])
+                        metadata: ["queued_messages": "\(queued.messages)", "queued_bytes": "\(queued.bytes)"])
                     try? await Task.sleep(for: retryPause)
                     continue
                 }
