@@ -14,7 +14,7 @@ struct CollectorResponder: HTTPResponder {
     /// A configured source with its resolved write key, kept as a digest for comparing.
     struct Source: Sendable {
         var name: String
-        var keyDigest: [UInt8]
+        var keyDigest: SHA256Digest
     }
 
     let sources: [Source]
@@ -31,17 +31,29 @@ struct CollectorResponder: HTTPResponder {
     /// The source whose write key is `key`: every source is compared, in constant time, whatever
     /// the key (digests of equal length, no early exit).
     func source(writeKey key: String) -> String? {
-        let digest = Array(SHA256.hash(data: Array(key.utf8)))
+        let digest = Self.digest(ofWriteKey: key)
         var found: String?
-        for source in sources {
-            var difference: UInt8 = 0
-            for (a, b) in zip(digest, source.keyDigest) { difference |= a ^ b }
-            if difference == 0 && found == nil { found = source.name }
+        digest.withUnsafeBytes { digest in
+            for source in sources {
+                var difference: UInt8 = 0
+                source.keyDigest.withUnsafeBytes { expected in
+                    for (a, b) in zip(digest, expected) { difference |= a ^ b }
+                }
+                if difference == 0 && found == nil { found = source.name }
+            }
         }
         return found
     }
 
-    static func digest(ofWriteKey key: String) -> [UInt8] { Array(SHA256.hash(data: Array(key.utf8))) }
+    /// The key's SHA-256, hashed from its UTF-8 in place (no copies into arrays for each request).
+    static func digest(ofWriteKey key: String) -> SHA256Digest {
+        var key = key
+        return key.withUTF8 { bytes in
+            var hasher = SHA256()
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(bytes))
+            return hasher.finalize()
+        }
+    }
 
     func respond(to request: Request, context: Context) async throws -> Response {
         let started = ContinuousClock.now
