@@ -100,7 +100,7 @@ struct CollectorResponder: HTTPResponder {
         // Bodies are JSON, sent as application/json or (analytics.js) text/plain; a client that
         // says otherwise (curl's form type) is read as JSON all the same.
         let gzip: Bool
-        switch request.headers[.contentEncoding]?.trimmingCharacters(in: .whitespaces).lowercased() {
+        switch request.headers.value(of: .contentEncoding)?.trimmingCharacters(in: .whitespaces).lowercased() {
         case nil, "", "identity": gzip = false
         case "gzip": gzip = true
         case let other?:
@@ -137,7 +137,7 @@ struct CollectorResponder: HTTPResponder {
             }
             sourceName = "webhook"
         } else {
-            guard let key = Self.basicUser(request.headers[.authorization]) ?? RequestStager.writeKey(in: body.text)
+            guard let key = Self.basicUser(request.headers.value(of: .authorization)) ?? RequestStager.writeKey(in: body.text)
             else {
                 return answer(
                     .unauthorized, error: "no write key: give it as the user name of HTTP Basic auth or as writeKey",
@@ -237,7 +237,7 @@ struct CollectorResponder: HTTPResponder {
 
     /// The `Access-Control-Allow-Origin` for the request's origin, if it is allowed.
     private func allowedOrigin(_ request: Request) -> String? {
-        guard let origin = request.headers[.origin] else { return nil }
+        guard let origin = request.headers.value(of: .origin) else { return nil }
         if corsOrigins.contains("*") { return "*" }
         return corsOrigins.contains(origin) ? origin : nil
     }
@@ -304,11 +304,12 @@ struct CollectorResponder: HTTPResponder {
     }
 
     private func respond(_ status: HTTPResponse.Status, text: String, request: Request) -> Response {
+        // Appended, not set: the fields are new, and setting one searches for the name first.
         var headers = HTTPFields()
-        headers[.contentType] = "application/json"
+        headers.append(HTTPField(name: .contentType, value: "application/json"))
         if let origin = allowedOrigin(request) {
-            headers[.accessControlAllowOrigin] = origin
-            if origin != "*" { headers[.vary] = "Origin" }
+            headers.append(HTTPField(name: .accessControlAllowOrigin, value: origin))
+            if origin != "*" { headers.append(HTTPField(name: .vary, value: "Origin")) }
         }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
     }
@@ -373,5 +374,17 @@ enum RequestBodyReader {
             throw Failure.read("\(error)")
         }
         return Body(received: received, text: text)
+    }
+}
+
+extension HTTPFields {
+    /// `self[name]` (every value of the field, joined with ", "; not for `Cookie`) without the
+    /// generic lazy join, which cost more than the rest of a header's lookup.
+    func value(of name: HTTPField.Name) -> String? {
+        var value: String?
+        for field in self where field.name == name {
+            value = value.map { $0 + ", " + field.value } ?? field.value
+        }
+        return value
     }
 }
