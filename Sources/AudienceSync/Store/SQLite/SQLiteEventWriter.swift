@@ -71,7 +71,8 @@ actor SQLiteEventWriter: EventWriter {
     // The statements come before their connection: they are finalized first, so that the
     // connection really closes (and frees its cache) when the writer goes.
     private let insertEvent: Statement
-    private let insertChunk: Statement
+    /// Multi-row INSERTs of 2, 4, 8, 16 and 32 rows (`insertChunks[k]` has 2 << k rows).
+    private let insertChunks: [Statement]
     private let readInsertedIds: Statement
     private let upsertUser: Statement
     private let upsertLink: Statement
@@ -105,7 +106,8 @@ actor SQLiteEventWriter: EventWriter {
     static let defaultWALLimitBytes = 512 << 20
 
     /// Rows per multi-row INSERT: each statement run opens cursors on the table and every index,
-    /// so inserting rows in groups divides that cost.
+    /// so inserting rows in groups divides that cost. Fewer rows go in the largest power of two
+    /// that fits (a /v1/batch request of 100 messages: 32, 32, 32, 4), not one by one.
     static let rowsPerInsert = 32
 
     /// Opens the writer's connection on its own thread.
@@ -150,8 +152,10 @@ actor SQLiteEventWriter: EventWriter {
         let columns = "message_id, type, user_id, anonymous_id, event, ts, received_at, message, source"
         insertEvent = try database.prepare(
             "INSERT OR IGNORE INTO events (\(columns)) VALUES \(row(0))", persistent: true)
-        let rows = (0..<Self.rowsPerInsert).map(row).joined(separator: ", ")
-        insertChunk = try database.prepare("INSERT OR IGNORE INTO events (\(columns)) VALUES \(rows)", persistent: true)
+        insertChunks = try sequence(first: 2, next: { $0 < Self.rowsPerInsert ? $0 * 2 : nil }).map { size in
+            let rows = (0..<size).map(row).joined(separator: ", ")
+            return try database.prepare("INSERT OR IGNORE INTO events (\(columns)) VALUES \(rows)", persistent: true)
+        }
         countEvents = try database.prepare(
             """
             INSERT INTO event_counts (source, day, count) VALUES (?1, ?2, ?3)
@@ -238,7 +242,9 @@ actor SQLiteEventWriter: EventWriter {
         var index = 0
         while index < messages.count {
             let room = options.transactionSize.map { max(1, $0 - pendingInTransaction) } ?? Int.max
-            let count = min(Self.rowsPerInsert, messages.count - index, room)
+            let fit = min(Self.rowsPerInsert, messages.count - index, room)
+            // The largest power of two not over `fit`: a statement of that many rows is prepared.
+            let count = 1 << (Int.bitWidth - 1 - fit.leadingZeroBitCount)
             if !inTransaction { try await begin() }
             let acceptedBefore = counts.accepted
             try insert(messages[index..<(index + count)], of: batch, counts: &counts)
@@ -262,16 +268,17 @@ actor SQLiteEventWriter: EventWriter {
         inTransaction = true
     }
 
-    /// Inserts `chunk` (one multi-row statement when full, else row by row), binding its texts
-    /// straight from the batch's arena, and counts which rows were new.
+    /// Inserts `chunk` (one row, or a power of two up to `rowsPerInsert` in one multi-row
+    /// statement), binding its texts straight from the batch's arena, and counts which rows were new.
     private func insert(
         _ chunk: ArraySlice<StagedBatch.Message>, of batch: StagedBatch, counts: inout EventWriteCounts
     ) throws {
         try batch.arena.withUnsafeBytes { arena in
-            let statement = chunk.count == Self.rowsPerInsert ? insertChunk : insertEvent
+            let statement =
+                chunk.count == 1 ? insertEvent : insertChunks[Int.bitWidth - 2 - chunk.count.leadingZeroBitCount]
             defer { statement.clearBindings() }
             var inserted = 0
-            if chunk.count == Self.rowsPerInsert {
+            if chunk.count > 1 {
                 statement.reset()
                 try bindShared(batch, to: statement)
                 for (row, message) in chunk.enumerated() { try bind(message, row: row, to: statement, arena: arena) }
