@@ -125,6 +125,18 @@ public struct StagedBatch: Sendable {
         }
     }
 
+    /// Back to the batch as staged without numbers, to be numbered again (after a failed commit).
+    mutating func forgetIdentityNumbers() {
+        for index in messages.indices {
+            messages[index].user = -1
+            messages[index].link = -1
+            messages[index].previousLink = -1
+        }
+        newUsers.removeAll()
+        newLinks.removeAll()
+        renumbered = false
+    }
+
     /// Numbers the users and links of a batch staged without numbers (the server's requests, numbered
     /// in the order they are committed), starting the numbering over first when it is full.
     mutating func numberIdentities(with identities: inout IdentityNumbers) {

@@ -42,6 +42,23 @@ actor Committer {
         var messages = 0
         /// Set by `stop` (or when the loop is cancelled): nothing more is queued.
         var stopping = false
+        /// Users and links numbered in queue order, which is commit order
+        /// (`StagedBatch.numberIdentities`).
+        var identities = IdentityNumbers()
+        /// The numbering started over (after a failed commit): the next batch numbered tells the
+        /// writer so.
+        var renumberNext = false
+
+        /// Numbers `batch`'s users and links after everything queued before it; `anew`: forgets the
+        /// numbers it had.
+        mutating func number(_ batch: inout StagedBatch, anew: Bool = false) {
+            if anew { batch.forgetIdentityNumbers() }
+            batch.numberIdentities(with: &identities)
+            if renumberNext {
+                batch.renumbered = true
+                renumberNext = false
+            }
+        }
     }
 
     let maxQueuedBytes: Int
@@ -56,10 +73,6 @@ actor Committer {
     /// Told when work is queued or the committer should stop (at most one signal waits).
     private let wakeUps: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
-    /// Users and links numbered in commit order (`StagedBatch.numberIdentities`).
-    private var identities = IdentityNumbers()
-    /// The numbering started over (after a rollback): the next batch tells the writer so.
-    private var renumberNext = false
     /// The last commit's time (epoch milliseconds), for `/health`.
     private(set) var lastCommitAt: Int64?
     private let clock: @Sendable () -> Int64
@@ -86,6 +99,11 @@ actor Committer {
                 guard !queue.stopping else { return .stopping }
                 // A request larger than the whole bound still goes through when nothing else waits.
                 guard queue.bytes + bytes <= maxQueuedBytes || queue.bytes == 0 else { return .queueFull }
+                // Numbered here, on the request's thread while the writer commits earlier groups,
+                // not in the commit loop, where it was most of the committer's time; under the
+                // queue's lock, so that numbers are given in the order the writer sees them.
+                var batch = batch
+                queue.number(&batch)
                 queue.waiting.append(Waiting(batch: batch, bytes: bytes, answer: answer))
                 queue.bytes += bytes
                 queue.messages += batch.messages.count
@@ -139,20 +157,10 @@ actor Committer {
     /// Writes and commits `group` in one transaction, retrying while the store is locked by another
     /// writer; then answers each request.
     private func commit(_ group: [Waiting], writer: any EventWriter) async {
+        var batches = group.map(\.batch)
         while true {
             let started = ContinuousClock.now
             do {
-                var batches: [StagedBatch] = []
-                batches.reserveCapacity(group.count)
-                for waiting in group {
-                    var batch = waiting.batch
-                    batch.numberIdentities(with: &identities)
-                    if renumberNext {
-                        batch.renumbered = true
-                        renumberNext = false
-                    }
-                    batches.append(batch)
-                }
                 // One hand-off to the writer's thread for the whole group.
                 let counts = try await writer.writeAndCommit(batches)
                 lastCommitAt = clock()
@@ -161,10 +169,26 @@ actor Committer {
                 return
             } catch {
                 await writer.rollback()
-                // Numbers given in the failed attempt may not have reached the writer: number anew.
-                identities.removeAll()
-                renumberNext = true
-                if let error = error as? AudienceSyncError, error.code == .locked {
+                let retry = (error as? AudienceSyncError)?.code == .locked
+                // The writer keeps the numbers of the batches it was given, whether or not they were
+                // stored, and starts over at a batch marked `renumbered`. A group whose first batch
+                // is so marked can be given again as it is (so a store locked for seconds costs no
+                // renumbering per attempt); otherwise number anew: the group when it is retried,
+                // then everything queued behind it.
+                if !(retry && batches.first?.renumbered == true) {
+                    queue.withLockedValue { queue in
+                        queue.identities.removeAll()
+                        queue.renumberNext = true
+                        if retry {
+                            for index in batches.indices { queue.number(&batches[index], anew: true) }
+                        }
+                        var waiting = queue.waiting
+                        queue.waiting = []
+                        for index in waiting.indices { queue.number(&waiting[index].batch, anew: true) }
+                        queue.waiting = waiting
+                    }
+                }
+                if retry {
                     let queued = queued
                     logger.notice(
                         "the store is locked by another writer; the requests wait",

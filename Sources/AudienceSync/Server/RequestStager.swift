@@ -51,7 +51,8 @@ enum CollectorRoute: Equatable, Sendable {
 
 /// A request body made into a batch to store, with the messages refused on their own.
 struct StagedRequest: Sendable {
-    /// The valid messages, not yet numbered (the committer numbers them in commit order).
+    /// The valid messages, not yet numbered (the committer numbers them as it queues them, in commit
+    /// order).
     var batch: StagedBatch
     /// Each refused message's position (its index in the batch; 0 for a single message) and why.
     var rejected: [(index: Int, reason: String)]
