@@ -53,15 +53,23 @@ public struct StagedBatch: Sendable {
     /// The identity numbering started over before this batch: earlier numbers are void.
     var renumbered = false
 
-    init(receivedAt: Int64, source: String? = nil) {
+    /// A batch with room for `capacity` messages and `arenaBytes` of their texts (by default
+    /// `capacity` messages of 768 bytes: an ingest's full batch).
+    init(receivedAt: Int64, source: String? = nil, capacity: Int = StagedBatch.capacity, arenaBytes: Int? = nil) {
         self.receivedAt = receivedAt
         self.source = source
-        arena.reserveCapacity(StagedBatch.capacity * 768)
-        messages.reserveCapacity(StagedBatch.capacity)
+        arena.reserveCapacity(arenaBytes ?? capacity * 768)
+        messages.reserveCapacity(capacity)
     }
 
     /// Messages per batch: large enough to amortize the hand-off, small enough to stay in cache.
     static let capacity = 2048
+
+    /// Makes room for `count` more messages whose texts take about `arenaBytes`.
+    mutating func reserveCapacity(messages count: Int, arenaBytes: Int) {
+        messages.reserveCapacity(messages.count + count)
+        arena.reserveCapacity(arena.count + arenaBytes)
+    }
 
     var isFull: Bool { messages.count + rejected.count >= StagedBatch.capacity }
 
@@ -115,6 +123,18 @@ public struct StagedBatch: Sendable {
         if let previousId, previousId != userId {
             message.previousLink = identities.link(previousId, user: message.user, in: &self)
         }
+    }
+
+    /// Back to the batch as staged without numbers, to be numbered again (after a failed commit).
+    mutating func forgetIdentityNumbers() {
+        for index in messages.indices {
+            messages[index].user = -1
+            messages[index].link = -1
+            messages[index].previousLink = -1
+        }
+        newUsers.removeAll()
+        newLinks.removeAll()
+        renumbered = false
     }
 
     /// Numbers the users and links of a batch staged without numbers (the server's requests, numbered

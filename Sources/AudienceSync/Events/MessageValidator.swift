@@ -292,7 +292,9 @@ struct MessageValidator {
         var stored = body
         if let reception {
             stored = .rebuilt(
-                Self.received(body, in: bytes, at: reception.receivedAt, addingType: found[Field.type.rawValue] == nil ? type : nil))
+                Self.received(
+                    body, members: members, in: bytes, at: reception.receivedAt,
+                    addingType: found[Field.type.rawValue] == nil ? type : nil))
         }
         return .success(
             ValidMessage(
@@ -302,16 +304,16 @@ struct MessageValidator {
     }
 
     /// `body` as the server stores it: the client's `receivedAt` (if any) replaced by the server's,
-    /// and the route's `type` added when the message had none.
-    static func received(_ body: ValidMessage.Body, in bytes: UnsafeBufferPointer<UInt8>, at time: Int64, addingType type: MessageType?)
-        -> [UInt8]
-    {
-        func rebuild(_ message: UnsafeBufferPointer<UInt8>) -> [UInt8] {
-            // The message was validated: its members scan (from its opening brace).
-            let start = message.firstIndex(of: UInt8(ascii: "{")) ?? 0
-            let members = (try? JSONScanner.members(of: start..<message.count, in: message)) ?? []
+    /// and the route's `type` added when the message had none. `members` are the message's members in
+    /// `bytes`, as validated: a body taken as it came (`.line`) is not scanned again.
+    static func received(
+        _ body: ValidMessage.Body, members: [JSONMember], in bytes: UnsafeBufferPointer<UInt8>, at time: Int64,
+        addingType type: MessageType?
+    ) -> [UInt8] {
+        /// The message of `size` bytes in `message` whose members are `members`.
+        func rebuild(_ message: UnsafeBufferPointer<UInt8>, members: [JSONMember], size: Int) -> [UInt8] {
             var out: [UInt8] = [UInt8(ascii: "{")]
-            out.reserveCapacity(message.count + 64)
+            out.reserveCapacity(size + 64)
             var first = true
             for member in members where MessageValidator.field(of: member, in: message) != .receivedAt {
                 if !first { out.append(UInt8(ascii: ",")) }
@@ -330,8 +332,15 @@ struct MessageValidator {
             return out
         }
         switch body {
-        case .line(let range): return rebuild(UnsafeBufferPointer(rebasing: bytes[range]))
-        case .rebuilt(let rebuilt): return rebuilt.withUnsafeBufferPointer(rebuild)
+        case .line(let range):
+            return rebuild(bytes, members: members, size: range.count)
+        case .rebuilt(let rebuilt):
+            return rebuilt.withUnsafeBufferPointer { message in
+                // A rebuilt body is valid JSON: its members scan (from its opening brace).
+                let start = message.firstIndex(of: UInt8(ascii: "{")) ?? 0
+                let members = (try? JSONScanner.members(of: start..<message.count, in: message)) ?? []
+                return rebuild(message, members: members, size: message.count)
+            }
         }
     }
 

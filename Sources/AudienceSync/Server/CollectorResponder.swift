@@ -14,7 +14,7 @@ struct CollectorResponder: HTTPResponder {
     /// A configured source with its resolved write key, kept as a digest for comparing.
     struct Source: Sendable {
         var name: String
-        var keyDigest: [UInt8]
+        var keyDigest: SHA256Digest
     }
 
     let sources: [Source]
@@ -31,17 +31,29 @@ struct CollectorResponder: HTTPResponder {
     /// The source whose write key is `key`: every source is compared, in constant time, whatever
     /// the key (digests of equal length, no early exit).
     func source(writeKey key: String) -> String? {
-        let digest = Array(SHA256.hash(data: Array(key.utf8)))
+        let digest = Self.digest(ofWriteKey: key)
         var found: String?
-        for source in sources {
-            var difference: UInt8 = 0
-            for (a, b) in zip(digest, source.keyDigest) { difference |= a ^ b }
-            if difference == 0 && found == nil { found = source.name }
+        digest.withUnsafeBytes { digest in
+            for source in sources {
+                var difference: UInt8 = 0
+                source.keyDigest.withUnsafeBytes { expected in
+                    for (a, b) in zip(digest, expected) { difference |= a ^ b }
+                }
+                if difference == 0 && found == nil { found = source.name }
+            }
         }
         return found
     }
 
-    static func digest(ofWriteKey key: String) -> [UInt8] { Array(SHA256.hash(data: Array(key.utf8))) }
+    /// The key's SHA-256, hashed from its UTF-8 in place (no copies into arrays for each request).
+    static func digest(ofWriteKey key: String) -> SHA256Digest {
+        var key = key
+        return key.withUTF8 { bytes in
+            var hasher = SHA256()
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(bytes))
+            return hasher.finalize()
+        }
+    }
 
     func respond(to request: Request, context: Context) async throws -> Response {
         let started = ContinuousClock.now
@@ -88,7 +100,7 @@ struct CollectorResponder: HTTPResponder {
         // Bodies are JSON, sent as application/json or (analytics.js) text/plain; a client that
         // says otherwise (curl's form type) is read as JSON all the same.
         let gzip: Bool
-        switch request.headers[.contentEncoding]?.trimmingCharacters(in: .whitespaces).lowercased() {
+        switch request.headers.value(of: .contentEncoding)?.trimmingCharacters(in: .whitespaces).lowercased() {
         case nil, "", "identity": gzip = false
         case "gzip": gzip = true
         case let other?:
@@ -125,7 +137,7 @@ struct CollectorResponder: HTTPResponder {
             }
             sourceName = "webhook"
         } else {
-            guard let key = Self.basicUser(request.headers[.authorization]) ?? RequestStager.writeKey(in: body.text)
+            guard let key = Self.basicUser(request.headers.value(of: .authorization)) ?? RequestStager.writeKey(in: body.text)
             else {
                 return answer(
                     .unauthorized, error: "no write key: give it as the user name of HTTP Basic auth or as writeKey",
@@ -202,7 +214,7 @@ struct CollectorResponder: HTTPResponder {
     // MARK: Health and CORS
 
     private func health(_ request: Request) async -> Response {
-        let queued = await committer.queued
+        let queued = committer.queued
         let lastCommit = await committer.lastCommitAt
         return respond(
             .ok,
@@ -225,7 +237,7 @@ struct CollectorResponder: HTTPResponder {
 
     /// The `Access-Control-Allow-Origin` for the request's origin, if it is allowed.
     private func allowedOrigin(_ request: Request) -> String? {
-        guard let origin = request.headers[.origin] else { return nil }
+        guard let origin = request.headers.value(of: .origin) else { return nil }
         if corsOrigins.contains("*") { return "*" }
         return corsOrigins.contains(origin) ? origin : nil
     }
@@ -292,11 +304,12 @@ struct CollectorResponder: HTTPResponder {
     }
 
     private func respond(_ status: HTTPResponse.Status, text: String, request: Request) -> Response {
+        // Appended, not set: the fields are new, and setting one searches for the name first.
         var headers = HTTPFields()
-        headers[.contentType] = "application/json"
+        headers.append(HTTPField(name: .contentType, value: "application/json"))
         if let origin = allowedOrigin(request) {
-            headers[.accessControlAllowOrigin] = origin
-            if origin != "*" { headers[.vary] = "Origin" }
+            headers.append(HTTPField(name: .accessControlAllowOrigin, value: origin))
+            if origin != "*" { headers.append(HTTPField(name: .vary, value: "Origin")) }
         }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
     }
@@ -361,5 +374,17 @@ enum RequestBodyReader {
             throw Failure.read("\(error)")
         }
         return Body(received: received, text: text)
+    }
+}
+
+extension HTTPFields {
+    /// `self[name]` (every value of the field, joined with ", "; not for `Cookie`) without the
+    /// generic lazy join, which cost more than the rest of a header's lookup.
+    func value(of name: HTTPField.Name) -> String? {
+        var value: String?
+        for field in self where field.name == name {
+            value = value.map { $0 + ", " + field.value } ?? field.value
+        }
+        return value
     }
 }

@@ -77,7 +77,7 @@ public struct CollectorServer {
                 let port = channel.localAddress?.port ?? 0
                 await onListening(ListenAddress(host: host, port: port))
             },
-            logger: logger)
+            logger: logger.deferringMetadata)
         logger.notice("serving", metadata: ["listen": "\(server.listen)", "sources": "\(sources.count)"])
         do {
             try await app.runService()

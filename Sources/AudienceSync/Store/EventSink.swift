@@ -43,6 +43,21 @@ public protocol EventWriter: Sendable {
     func commit() async throws
     /// Forgets what was written since the last commit.
     func rollback() async
+    /// Writes `batches` in order, as `write` would each, then commits: the server's group commit in
+    /// one call, so that a group costs one hand-off to the writer's thread, not one per request.
+    /// What was written is not committed when it throws (the caller rolls back).
+    func writeAndCommit(_ batches: [StagedBatch]) async throws -> [EventWriteCounts]
+}
+
+extension EventWriter {
+    /// `write` for each batch, then `commit`.
+    public func writeAndCommit(_ batches: [StagedBatch]) async throws -> [EventWriteCounts] {
+        var counts: [EventWriteCounts] = []
+        counts.reserveCapacity(batches.count)
+        for batch in batches { counts.append(try await write(batch)) }
+        try await commit()
+        return counts
+    }
 }
 
 /// What writing a batch stored.
