@@ -443,10 +443,13 @@ extension PostgresStore {
     /// it answers the number of rows it found, and a number other than `count` rolls the whole
     /// transaction back. Every part reads the table as it was when the statement began (the
     /// mark included), and the deleted and the written users are disjoint. The removals are found
-    /// with `= ANY (ARRAY(…))`, an index condition on the primary key, not a join: a join of the
-    /// snapshot with the batch is planned from statistics that a first sync makes stale as it goes
-    /// (the pair's snapshot and pending rows grow from nothing to millions between two ANALYZEs),
-    /// and such a plan once scanned the pair's whole snapshot for every batch.
+    /// with `= ANY (ARRAY(…))` on the primary key, not a join: a join of the snapshot with the
+    /// batch is planned from statistics that a first sync makes stale as it goes (the pair's
+    /// snapshot and pending rows grow from nothing to millions between two ANALYZEs), and such a
+    /// plan once scanned the pair's whole snapshot for every batch. For the same reason the
+    /// `DELETE` runs only when the batch removes someone (a one-time filter): believing the pair
+    /// to have a handful of rows, the planner reads all of the pair's snapshot rows and filters
+    /// them by the array, which during a first sync (no removals at all) grew with every batch.
     public func acknowledge(_ pair: PairName, after: Int64, through: Int64, count expected: Int) async throws {
         try requireWritable()
         let range = bound(pair) + [.integer(after), .integer(through)]
@@ -458,7 +461,8 @@ extension PostgresStore {
                 ), latest AS MATERIALIZED (
                     SELECT DISTINCT ON (user_id) user_id, value, removes FROM batch ORDER BY user_id, id DESC
                 ), removed AS (
-                    DELETE FROM snapshots WHERE key = $1 AND destination = $2
+                    DELETE FROM snapshots WHERE (SELECT bool_or(removes) FROM latest)
+                        AND key = $1 AND destination = $2
                         AND user_id = ANY (ARRAY(SELECT user_id FROM latest WHERE removes))
                 ), written AS (
                     INSERT INTO snapshots (key, destination, user_id, value)
