@@ -12,12 +12,7 @@ public final class RefusingPort: @unchecked Sendable {
     private let descriptor: Int32
 
     public init() throws {
-        #if canImport(Glibc)
-        let socketType = Int32(SOCK_STREAM.rawValue)
-        #else
-        let socketType = SOCK_STREAM
-        #endif
-        let descriptor = socket(AF_INET, socketType, 0)
+        let descriptor = tcpSocket()
         guard descriptor >= 0 else { throw PortError(what: "socket", code: errno) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -49,12 +44,7 @@ public final class RefusingPort: @unchecked Sendable {
 
 /// Whether a TCP connection to 127.0.0.1:`port` is refused (nothing listens there).
 public func connectionRefused(port: Int) -> Bool {
-    #if canImport(Glibc)
-    let socketType = Int32(SOCK_STREAM.rawValue)
-    #else
-    let socketType = SOCK_STREAM
-    #endif
-    let descriptor = socket(AF_INET, socketType, 0)
+    let descriptor = tcpSocket()
     guard descriptor >= 0 else { return false }
     defer { close(descriptor) }
     var address = sockaddr_in()
@@ -67,4 +57,13 @@ public func connectionRefused(port: Int) -> Bool {
         }
     }
     return result != 0 && errno == ECONNREFUSED
+}
+
+/// A new IPv4 TCP socket (negative when the system refuses one).
+private func tcpSocket() -> Int32 {
+    #if canImport(Glibc)
+    socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    #else
+    socket(AF_INET, SOCK_STREAM, 0)
+    #endif
 }
